@@ -1,0 +1,1 @@
+//! CrowdSec's expression helpers (`pkg/exprhelpers`), registered into a [`Functions`] registry.

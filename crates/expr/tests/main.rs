@@ -1,0 +1,6 @@
+//! Integration tests of the expression language: data-driven semantics cases and the CrowdSec hub
+//! conformance walk.
+
+mod env;
+mod hub;
+mod semantics;
