@@ -182,6 +182,26 @@ impl PredKind {
         })
     }
 
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PredKind::All => "all",
+            PredKind::None => "none",
+            PredKind::Any => "any",
+            PredKind::One => "one",
+            PredKind::Filter => "filter",
+            PredKind::Map => "map",
+            PredKind::Count => "count",
+            PredKind::Find => "find",
+            PredKind::FindIndex => "findIndex",
+            PredKind::FindLast => "findLast",
+            PredKind::FindLastIndex => "findLastIndex",
+            PredKind::Sum => "sum",
+            PredKind::GroupBy => "groupBy",
+            PredKind::SortBy => "sortBy",
+            PredKind::Reduce => "reduce",
+        }
+    }
+
     pub(crate) fn arity(self) -> (usize, usize) {
         match self {
             PredKind::Count | PredKind::Sum => (1, 2),
@@ -204,7 +224,10 @@ impl PredKind {
 fn truthy(v: Value<'_>, what: &str) -> Result<bool, EvalError> {
     match v {
         Value::Bool(b) => Ok(b),
-        other => err(format!("{what}: predicate must return a bool, got {}", other.type_name())),
+        other => err(format!(
+            "{what}: predicate must return a bool, got {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -217,7 +240,7 @@ pub(crate) fn predicate<'a>(
     cx: &mut Cx<'a, '_>,
 ) -> Result<Value<'a>, EvalError> {
     let lv = eval(list, cx)?;
-    let what = format!("{kind:?}").to_lowercase();
+    let what = kind.name();
     let Some(items) = lv.iter_list() else {
         return err(format!("{what}: expected an array, got {}", lv.type_name()));
     };
@@ -230,7 +253,7 @@ pub(crate) fn predicate<'a>(
         PredKind::All | PredKind::None | PredKind::Any | PredKind::One => {
             let mut matched = 0usize;
             for (i, v) in items.enumerate() {
-                let b = truthy(run(cx, i, v)?, &what)?;
+                let b = truthy(run(cx, i, v)?, what)?;
                 match kind {
                     PredKind::All if !b => return Ok(Value::Bool(false)),
                     PredKind::None if b => return Ok(Value::Bool(false)),
@@ -253,7 +276,7 @@ pub(crate) fn predicate<'a>(
         PredKind::Filter => {
             let mut out = Vec::new();
             for (i, v) in items.enumerate() {
-                if truthy(run(cx, i, v.clone())?, &what)? {
+                if truthy(run(cx, i, v.clone())?, what)? {
                     out.push(v);
                 }
             }
@@ -269,7 +292,7 @@ pub(crate) fn predicate<'a>(
         PredKind::Count => {
             let mut n = 0;
             for (i, v) in items.enumerate() {
-                if truthy(run(cx, i, v)?, &what)? {
+                if truthy(run(cx, i, v)?, what)? {
                     n += 1;
                 }
             }
@@ -277,20 +300,36 @@ pub(crate) fn predicate<'a>(
         }
         PredKind::Find | PredKind::FindIndex => {
             for (i, v) in items.enumerate() {
-                if truthy(run(cx, i, v.clone())?, &what)? {
-                    return Ok(if kind == PredKind::Find { v } else { Value::Int(i as i64) });
+                if truthy(run(cx, i, v.clone())?, what)? {
+                    return Ok(if kind == PredKind::Find {
+                        v
+                    } else {
+                        Value::Int(i as i64)
+                    });
                 }
             }
-            Ok(if kind == PredKind::Find { Value::Nil } else { Value::Int(-1) })
+            Ok(if kind == PredKind::Find {
+                Value::Nil
+            } else {
+                Value::Int(-1)
+            })
         }
         PredKind::FindLast | PredKind::FindLastIndex => {
             let all: Vec<Value<'a>> = items.collect();
             for (i, v) in all.into_iter().enumerate().rev() {
-                if truthy(run(cx, i, v.clone())?, &what)? {
-                    return Ok(if kind == PredKind::FindLast { v } else { Value::Int(i as i64) });
+                if truthy(run(cx, i, v.clone())?, what)? {
+                    return Ok(if kind == PredKind::FindLast {
+                        v
+                    } else {
+                        Value::Int(i as i64)
+                    });
                 }
             }
-            Ok(if kind == PredKind::FindLast { Value::Nil } else { Value::Int(-1) })
+            Ok(if kind == PredKind::FindLast {
+                Value::Nil
+            } else {
+                Value::Int(-1)
+            })
         }
         PredKind::Sum => {
             let mut acc = Value::Int(0);
@@ -359,7 +398,11 @@ fn sort_values<T>(items: &mut [T], key: impl Fn(&T) -> &Value<'_>) -> Result<(),
     items.sort_by(|a, b| {
         let (x, y) = (key(a), key(b));
         x.compare(y).unwrap_or_else(|| {
-            failed = Some(format!("cannot sort {} and {}", x.type_name(), y.type_name()));
+            failed = Some(format!(
+                "cannot sort {} and {}",
+                x.type_name(),
+                y.type_name()
+            ));
             std::cmp::Ordering::Equal
         })
     });
@@ -381,7 +424,8 @@ pub(crate) fn dynamic_regex(p: &str) -> Result<Arc<Regex>, EvalError> {
             return Ok(r.clone());
         }
         let re = Arc::new(
-            Regex::new(p).map_err(|e| EvalError::new(format!("invalid regular expression: {e}")))?,
+            Regex::new(p)
+                .map_err(|e| EvalError::new(format!("invalid regular expression: {e}")))?,
         );
         let mut c = c.borrow_mut();
         if c.len() >= 256 {
@@ -409,7 +453,12 @@ fn str_arg<'v, 'a>(b: Builtin, args: &'v [Value<'a>], i: usize) -> Result<&'v st
 fn int_arg(b: Builtin, args: &[Value<'_>], i: usize) -> Result<i64, EvalError> {
     match args.get(i) {
         Some(Value::Int(n)) => Ok(*n),
-        Some(v) => err(format!("{}: argument {} must be an int, got {}", b.name(), i + 1, v.type_name())),
+        Some(v) => err(format!(
+            "{}: argument {} must be an int, got {}",
+            b.name(),
+            i + 1,
+            v.type_name()
+        )),
         None => err(format!("{}: missing argument {}", b.name(), i + 1)),
     }
 }
@@ -437,7 +486,11 @@ fn numbers<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Vec<Value<'a>>, EvalErr
     };
     for v in &items {
         if v.as_f64().is_none() {
-            return err(format!("{}: expected numbers, got {}", b.name(), v.type_name()));
+            return err(format!(
+                "{}: expected numbers, got {}",
+                b.name(),
+                v.type_name()
+            ));
         }
     }
     Ok(items)
@@ -469,11 +522,23 @@ const DATE_LAYOUTS: &[&str] = &[
     "Mon Jan _2 15:04:05 MST 2006",
 ];
 
-pub(crate) fn call<'a>(b: Builtin, arg_nodes: &[Node], cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalError> {
-    let mut args: Vec<Value<'a>> = Vec::with_capacity(arg_nodes.len());
-    for n in arg_nodes {
-        args.push(eval(n, cx)?);
+pub(crate) fn call<'a>(
+    b: Builtin,
+    arg_nodes: &[Node],
+    cx: &mut Cx<'a, '_>,
+) -> Result<Value<'a>, EvalError> {
+    // Most built-ins take few arguments: keep them on the stack.
+    let mut vals: [Value<'a>; 4] = Default::default();
+    if arg_nodes.len() <= vals.len() {
+        for (slot, n) in vals.iter_mut().zip(arg_nodes) {
+            *slot = eval(n, cx)?;
+        }
+        return apply(b, &vals[..arg_nodes.len()]);
     }
+    let args = arg_nodes
+        .iter()
+        .map(|n| eval(n, cx))
+        .collect::<Result<Vec<_>, _>>()?;
     apply(b, &args)
 }
 
@@ -483,13 +548,19 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
     match b {
         B::Len => match a0.len() {
             Some(n) => Ok(Value::Int(n as i64)),
-            None => err(format!("invalid argument for len (type {})", a0.type_name())),
+            None => err(format!(
+                "invalid argument for len (type {})",
+                a0.type_name()
+            )),
         },
         B::Type => Ok(Value::Str(a0.type_name())),
         B::Abs => match a0 {
             Value::Int(i) => Ok(Value::Int(i.wrapping_abs())),
             Value::Float(f) => Ok(Value::Float(f.abs())),
-            other => err(format!("invalid argument for abs (type {})", other.type_name())),
+            other => err(format!(
+                "invalid argument for abs (type {})",
+                other.type_name()
+            )),
         },
         B::Ceil | B::Floor | B::Round => match a0 {
             Value::Int(i) => Ok(Value::Float(i as f64)),
@@ -498,29 +569,40 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
                 B::Floor => f.floor(),
                 _ => f.round(),
             })),
-            other => err(format!("invalid argument for {} (type {})", b.name(), other.type_name())),
+            other => err(format!(
+                "invalid argument for {} (type {})",
+                b.name(),
+                other.type_name()
+            )),
         },
-        B::Int => match &a0 {
-            Value::Int(i) => Ok(Value::Int(*i)),
-            Value::Float(f) => Ok(Value::Int(*f as i64)),
-            Value::Duration(d) => Ok(Value::Int(*d)),
-            v => match v.as_str() {
-                Some(s) => s.trim().parse::<i64>().map(Value::Int).map_err(|_| {
-                    EvalError::new(format!("int: cannot parse {s:?} as an integer"))
-                }),
-                None => err(format!("invalid argument for int (type {})", v.type_name())),
-            },
-        },
-        B::Float => match &a0 {
-            Value::Int(i) => Ok(Value::Float(*i as f64)),
-            Value::Float(f) => Ok(Value::Float(*f)),
-            v => match v.as_str() {
-                Some(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| {
-                    EvalError::new(format!("float: cannot parse {s:?} as a number"))
-                }),
-                None => err(format!("invalid argument for float (type {})", v.type_name())),
-            },
-        },
+        B::Int => {
+            match &a0 {
+                Value::Int(i) => Ok(Value::Int(*i)),
+                Value::Float(f) => Ok(Value::Int(*f as i64)),
+                Value::Duration(d) => Ok(Value::Int(*d)),
+                v => match v.as_str() {
+                    Some(s) => s.trim().parse::<i64>().map(Value::Int).map_err(|_| {
+                        EvalError::new(format!("int: cannot parse {s:?} as an integer"))
+                    }),
+                    None => err(format!("invalid argument for int (type {})", v.type_name())),
+                },
+            }
+        }
+        B::Float => {
+            match &a0 {
+                Value::Int(i) => Ok(Value::Float(*i as f64)),
+                Value::Float(f) => Ok(Value::Float(*f)),
+                v => match v.as_str() {
+                    Some(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| {
+                        EvalError::new(format!("float: cannot parse {s:?} as a number"))
+                    }),
+                    None => err(format!(
+                        "invalid argument for float (type {})",
+                        v.type_name()
+                    )),
+                },
+            }
+        }
         B::String => match a0 {
             v @ (Value::Str(_) | Value::String(_)) => Ok(v),
             v => Ok(Value::string(v.to_string())),
@@ -534,11 +616,19 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
                     s.trim_matches(|c| cut.contains(c))
                 }
                 (B::TrimPrefix, _) => {
-                    let p = if args.len() > 1 { str_arg(b, args, 1)? } else { " " };
+                    let p = if args.len() > 1 {
+                        str_arg(b, args, 1)?
+                    } else {
+                        " "
+                    };
                     s.strip_prefix(p).unwrap_or(s)
                 }
                 _ => {
-                    let p = if args.len() > 1 { str_arg(b, args, 1)? } else { " " };
+                    let p = if args.len() > 1 {
+                        str_arg(b, args, 1)?
+                    } else {
+                        " "
+                    };
                     s.strip_suffix(p).unwrap_or(s)
                 }
             };
@@ -549,12 +639,23 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
         B::Split | B::SplitAfter => {
             let s = str_arg(b, args, 0)?;
             let sep = str_arg(b, args, 1)?;
-            let n = if args.len() > 2 { int_arg(b, args, 2)? } else { -1 };
-            Ok(Value::list(go_split(s, sep, n, b == B::SplitAfter).into_iter().map(|p| substr(&a0, p)).collect()))
+            let n = if args.len() > 2 {
+                int_arg(b, args, 2)?
+            } else {
+                -1
+            };
+            Ok(Value::list(
+                go_split(s, sep, n, b == B::SplitAfter)
+                    .into_iter()
+                    .map(|p| substr(&a0, p))
+                    .collect(),
+            ))
         }
         B::Replace => {
             let s = str_arg(b, args, 0)?;
-            Ok(Value::string(s.replace(str_arg(b, args, 1)?, str_arg(b, args, 2)?)))
+            Ok(Value::string(
+                s.replace(str_arg(b, args, 1)?, str_arg(b, args, 2)?),
+            ))
         }
         B::Repeat => {
             let s = str_arg(b, args, 0)?;
@@ -565,7 +666,11 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
             Ok(Value::string(s.repeat(n as usize)))
         }
         B::Join => {
-            let sep = if args.len() > 1 { str_arg(b, args, 1)? } else { "" };
+            let sep = if args.len() > 1 {
+                str_arg(b, args, 1)?
+            } else {
+                ""
+            };
             let Some(items) = a0.iter_list() else {
                 return err(format!("join: expected an array, got {}", a0.type_name()));
             };
@@ -576,7 +681,12 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
                 }
                 match v.as_str() {
                     Some(s) => out.push_str(s),
-                    None => return err(format!("join: elements must be strings, got {}", v.type_name())),
+                    None => {
+                        return err(format!(
+                            "join: elements must be strings, got {}",
+                            v.type_name()
+                        ));
+                    }
                 }
             }
             Ok(Value::string(out))
@@ -584,11 +694,21 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
         B::IndexOf | B::LastIndexOf => {
             let s = str_arg(b, args, 0)?;
             let sub = str_arg(b, args, 1)?;
-            let found = if b == B::IndexOf { s.find(sub) } else { s.rfind(sub) };
-            Ok(Value::Int(found.map_or(-1, |i| s[..i].chars().count() as i64)))
+            let found = if b == B::IndexOf {
+                s.find(sub)
+            } else {
+                s.rfind(sub)
+            };
+            Ok(Value::Int(
+                found.map_or(-1, |i| s[..i].chars().count() as i64),
+            ))
         }
-        B::HasPrefix => Ok(Value::Bool(str_arg(b, args, 0)?.starts_with(str_arg(b, args, 1)?))),
-        B::HasSuffix => Ok(Value::Bool(str_arg(b, args, 0)?.ends_with(str_arg(b, args, 1)?))),
+        B::HasPrefix => Ok(Value::Bool(
+            str_arg(b, args, 0)?.starts_with(str_arg(b, args, 1)?),
+        )),
+        B::HasSuffix => Ok(Value::Bool(
+            str_arg(b, args, 0)?.ends_with(str_arg(b, args, 1)?),
+        )),
         B::Max | B::Min => {
             let items = numbers(b, args)?;
             let mut best: Option<Value<'a>> = None;
@@ -618,7 +738,11 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
             }
             xs.sort_by(f64::total_cmp);
             let n = xs.len();
-            Ok(Value::Float(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }))
+            Ok(Value::Float(if n % 2 == 1 {
+                xs[n / 2]
+            } else {
+                (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+            }))
         }
         B::ToJson => serde_json::to_string_pretty(&to_json(&a0))
             .map(Value::string)
@@ -629,7 +753,9 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
                 serde_json::from_str(s).map_err(|e| EvalError::new(format!("fromJSON: {e}")))?;
             Ok(from_json(&j))
         }
-        B::ToBase64 => Ok(Value::string(base64::engine::general_purpose::STANDARD.encode(str_arg(b, args, 0)?))),
+        B::ToBase64 => Ok(Value::string(
+            base64::engine::general_purpose::STANDARD.encode(str_arg(b, args, 0)?),
+        )),
         B::FromBase64 => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(str_arg(b, args, 0)?)
@@ -650,18 +776,30 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
             let s = str_arg(b, args, 0)?;
             let utc = FixedOffset::east_opt(0).ok_or_else(|| EvalError::new("bad offset"))?;
             if args.len() > 2 {
-                return err("date: time zones by name are not supported; use an offset in the value");
+                return err(
+                    "date: time zones by name are not supported; use an offset in the value",
+                );
             }
             let parsed = if args.len() > 1 {
                 time::parse_with_layout(str_arg(b, args, 1)?, s, utc)
             } else {
-                DATE_LAYOUTS.iter().find_map(|l| time::parse_with_layout(l, s, utc))
+                DATE_LAYOUTS
+                    .iter()
+                    .find_map(|l| time::parse_with_layout(l, s, utc))
             };
-            parsed.map(Value::Time).ok_or_else(|| EvalError::new(format!("date: cannot parse {s:?}")))
+            parsed
+                .map(Value::Time)
+                .ok_or_else(|| EvalError::new(format!("date: cannot parse {s:?}")))
         }
         B::First | B::Last => {
             let items = list_items(&a0, b.name())?;
-            Ok(if b == B::First { items.first() } else { items.last() }.cloned().unwrap_or_default())
+            Ok(if b == B::First {
+                items.first()
+            } else {
+                items.last()
+            }
+            .cloned()
+            .unwrap_or_default())
         }
         B::Get => Ok(fetch(a0, &args[1], true).unwrap_or_default()),
         B::Take => {
@@ -671,7 +809,10 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
         }
         B::Keys | B::Values | B::ToPairs => {
             let pairs: Vec<(Value<'a>, Value<'a>)> = match &a0 {
-                Value::Map(m) => m.iter().map(|(k, v)| (Value::string(k.as_str()), v.clone())).collect(),
+                Value::Map(m) => m
+                    .iter()
+                    .map(|(k, v)| (Value::string(k.as_str()), v.clone()))
+                    .collect(),
                 Value::Obj(o) => o
                     .keys()
                     .into_iter()
@@ -680,7 +821,13 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
                         (k, v)
                     })
                     .collect(),
-                other => return err(format!("{}: expected a map, got {}", b.name(), other.type_name())),
+                other => {
+                    return err(format!(
+                        "{}: expected a map, got {}",
+                        b.name(),
+                        other.type_name()
+                    ));
+                }
             };
             Ok(Value::list(
                 pairs
@@ -700,7 +847,9 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
                 if pair.len() != 2 {
                     return err("fromPairs: each pair must have 2 elements");
                 }
-                let k = pair[0].as_str().map_or_else(|| pair[0].to_string(), str::to_owned);
+                let k = pair[0]
+                    .as_str()
+                    .map_or_else(|| pair[0].to_string(), str::to_owned);
                 m.insert(k, pair[1].clone());
             }
             Ok(Value::map(m))
@@ -745,7 +894,10 @@ fn apply<'a>(b: Builtin, args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
             let x = int_arg(b, args, 0)?;
             let y = int_arg(b, args, 1)?;
             let shift = || -> Result<u32, EvalError> {
-                u32::try_from(y).ok().filter(|s| *s < 64).ok_or_else(|| EvalError::new("invalid shift count"))
+                u32::try_from(y)
+                    .ok()
+                    .filter(|s| *s < 64)
+                    .ok_or_else(|| EvalError::new("invalid shift count"))
             };
             Ok(Value::Int(match b {
                 B::BitAnd => x & y,
@@ -767,7 +919,10 @@ fn go_split<'s>(s: &'s str, sep: &str, n: i64, after: bool) -> Vec<&'s str> {
         return Vec::new();
     }
     if sep.is_empty() {
-        let mut parts: Vec<&str> = s.char_indices().map(|(i, c)| &s[i..i + c.len_utf8()]).collect();
+        let mut parts: Vec<&str> = s
+            .char_indices()
+            .map(|(i, c)| &s[i..i + c.len_utf8()])
+            .collect();
         if n > 0 && parts.len() > n as usize {
             let k = n as usize - 1;
             let start: usize = parts[..k].iter().map(|p| p.len()).sum();

@@ -24,7 +24,10 @@ pub struct Env {
 impl Env {
     /// An environment with the given functions and no variables.
     pub fn new(funcs: Functions) -> Self {
-        Env { vars: Vec::new(), funcs }
+        Env {
+            vars: Vec::new(),
+            funcs,
+        }
     }
 
     /// Declares a variable; its position is its index in the slice passed to [`Program::run`].
@@ -46,9 +49,20 @@ impl Env {
     /// Compiles an expression.
     pub fn compile(&self, src: &str) -> Result<Program, CompileError> {
         let ast = parse(src)?;
-        let mut c = Compiler { src, env: self, scopes: Vec::new(), preds: Vec::new(), next_local: 0, max_locals: 0 };
+        let mut c = Compiler {
+            src,
+            env: self,
+            scopes: Vec::new(),
+            preds: Vec::new(),
+            next_local: 0,
+            max_locals: 0,
+        };
         let (root, _) = c.compile(&ast)?;
-        Ok(Program { root, locals: c.max_locals, source: src.to_owned() })
+        Ok(Program {
+            root,
+            locals: c.max_locals,
+            source: src.to_owned(),
+        })
     }
 }
 
@@ -171,10 +185,26 @@ pub(crate) enum Node {
     Const(Value<'static>),
     Var(usize),
     Local(usize),
-    Slot { obj: Box<Node>, slot: u16, name: Arc<str> },
-    Member { obj: Box<Node>, name: Arc<str>, optional: bool },
-    Index { obj: Box<Node>, index: Box<Node>, optional: bool },
-    Slice { obj: Box<Node>, from: Option<Box<Node>>, to: Option<Box<Node>> },
+    Slot {
+        obj: Box<Node>,
+        slot: u16,
+        name: Arc<str>,
+    },
+    Member {
+        obj: Box<Node>,
+        name: Arc<str>,
+        optional: bool,
+    },
+    Index {
+        obj: Box<Node>,
+        index: Box<Node>,
+        optional: bool,
+    },
+    Slice {
+        obj: Box<Node>,
+        from: Option<Box<Node>>,
+        to: Option<Box<Node>>,
+    },
     Not(Box<Node>),
     Neg(Box<Node>),
     Plus(Box<Node>),
@@ -182,20 +212,59 @@ pub(crate) enum Node {
     And(Vec<Node>),
     /// `a || b || ...`, flattened likewise.
     Or(Vec<Node>),
-    Bin { op: BinOp, l: Box<Node>, r: Box<Node> },
+    Bin {
+        op: BinOp,
+        l: Box<Node>,
+        r: Box<Node>,
+    },
     /// `x == "const"` and `x != "const"`: the constant is compared in place, never cloned.
-    EqConst { x: Box<Node>, c: Value<'static>, negate: bool },
-    InSet { x: Box<Node>, set: Arc<ConstSet> },
-    MatchesConst { x: Box<Node>, re: Arc<Regex> },
-    Cond { c: Box<Node>, a: Box<Node>, b: Box<Node> },
+    EqConst {
+        x: Box<Node>,
+        c: Value<'static>,
+        negate: bool,
+    },
+    InSet {
+        x: Box<Node>,
+        set: Arc<ConstSet>,
+    },
+    MatchesConst {
+        x: Box<Node>,
+        re: Arc<Regex>,
+    },
+    Cond {
+        c: Box<Node>,
+        a: Box<Node>,
+        b: Box<Node>,
+    },
     Coalesce(Box<Node>, Box<Node>),
-    Call { f: Arc<Function>, args: Vec<Node> },
-    Builtin { b: Builtin, args: Vec<Node> },
-    Pred { kind: PredKind, list: Box<Node>, body: Box<Node>, slot: usize, init: Option<Box<Node>> },
-    Method { obj: Box<Node>, name: Arc<str>, args: Vec<Node>, optional: bool },
+    Call {
+        f: Arc<Function>,
+        args: Vec<Node>,
+    },
+    Builtin {
+        b: Builtin,
+        args: Vec<Node>,
+    },
+    Pred {
+        kind: PredKind,
+        list: Box<Node>,
+        body: Box<Node>,
+        slot: usize,
+        init: Option<Box<Node>>,
+    },
+    Method {
+        obj: Box<Node>,
+        name: Arc<str>,
+        args: Vec<Node>,
+        optional: bool,
+    },
     Array(Vec<Node>),
     MapLit(Vec<(Node, Node)>),
-    Let { slot: usize, value: Box<Node>, body: Box<Node> },
+    Let {
+        slot: usize,
+        value: Box<Node>,
+        body: Box<Node>,
+    },
     Seq(Vec<Node>),
 }
 
@@ -242,7 +311,7 @@ impl Compiler<'_, '_> {
 
     fn compile(&mut self, e: &Expr) -> Compiled {
         let (node, ty) = self.compile_inner(e)?;
-        Ok(self.fold(node, ty, e.pos)?)
+        self.fold(node, ty, e.pos)
     }
 
     /// Evaluates constant sub-trees once, here, instead of on every run.
@@ -253,13 +322,19 @@ impl Compiler<'_, '_> {
             Node::Bin { l, r, .. } => l.as_const().is_some() && r.as_const().is_some(),
             Node::Not(x) | Node::Neg(x) | Node::Plus(x) => x.as_const().is_some(),
             Node::Array(items) => items.iter().all(|a| a.as_const().is_some()),
-            Node::MapLit(items) => items.iter().all(|(k, v)| k.as_const().is_some() && v.as_const().is_some()),
+            Node::MapLit(items) => items
+                .iter()
+                .all(|(k, v)| k.as_const().is_some() && v.as_const().is_some()),
             _ => false,
         };
         if !foldable {
             return Ok((node, ty));
         }
-        let prog = Program { root: node, locals: 0, source: String::new() };
+        let prog = Program {
+            root: node,
+            locals: 0,
+            source: String::new(),
+        };
         match eval::run(&prog, &[]) {
             Ok(v) => {
                 let ty = match &v {
@@ -288,7 +363,10 @@ impl Compiler<'_, '_> {
             Ast::Ident(name) => self.ident(name, e.pos)?,
             Ast::Pointer(p) => {
                 let Some(&slot) = self.preds.last() else {
-                    return Err(self.err(e.pos, "'#' can only be used inside a predicate such as any(list, {# > 1})"));
+                    return Err(self.err(
+                        e.pos,
+                        "'#' can only be used inside a predicate such as any(list, {# > 1})",
+                    ));
                 };
                 match p.as_str() {
                     "" => (Node::Local(slot), Ty::Any),
@@ -298,7 +376,10 @@ impl Compiler<'_, '_> {
                 }
             }
             Ast::Array(items) => {
-                let nodes = items.iter().map(|i| self.compile(i).map(|c| c.0)).collect::<Result<Vec<_>, _>>()?;
+                let nodes = items
+                    .iter()
+                    .map(|i| self.compile(i).map(|c| c.0))
+                    .collect::<Result<Vec<_>, _>>()?;
                 (Node::Array(nodes), Ty::List)
             }
             Ast::Map(items) => {
@@ -308,11 +389,19 @@ impl Compiler<'_, '_> {
                 }
                 (Node::MapLit(nodes), Ty::Map)
             }
-            Ast::Member { obj, name, optional } => {
+            Ast::Member {
+                obj,
+                name,
+                optional,
+            } => {
                 let (o, oty) = self.compile(obj)?;
                 self.member(o, oty, name, *optional, e.pos)?
             }
-            Ast::Index { obj, index, optional } => {
+            Ast::Index {
+                obj,
+                index,
+                optional,
+            } => {
                 let (o, oty) = self.compile(obj)?;
                 let (i, _) = self.compile(index)?;
                 // `m["key"]` on a described struct or string map is the same as `m.key`.
@@ -320,14 +409,42 @@ impl Compiler<'_, '_> {
                     let k = k.clone();
                     return self.member(o, oty, &k, *optional, e.pos);
                 }
-                let ty = if matches!(oty, Ty::StrMap) { Ty::Str } else { Ty::Any };
-                (Node::Index { obj: Box::new(o), index: Box::new(i), optional: *optional }, ty)
+                let ty = if matches!(oty, Ty::StrMap) {
+                    Ty::Str
+                } else {
+                    Ty::Any
+                };
+                (
+                    Node::Index {
+                        obj: Box::new(o),
+                        index: Box::new(i),
+                        optional: *optional,
+                    },
+                    ty,
+                )
             }
             Ast::Slice { obj, from, to } => {
                 let (o, oty) = self.compile(obj)?;
-                let from = match from { Some(f) => Some(Box::new(self.compile(f)?.0)), None => None };
-                let to = match to { Some(f) => Some(Box::new(self.compile(f)?.0)), None => None };
-                (Node::Slice { obj: Box::new(o), from, to }, if matches!(oty, Ty::Str) { Ty::Str } else { Ty::Any })
+                let from = match from {
+                    Some(f) => Some(Box::new(self.compile(f)?.0)),
+                    None => None,
+                };
+                let to = match to {
+                    Some(f) => Some(Box::new(self.compile(f)?.0)),
+                    None => None,
+                };
+                (
+                    Node::Slice {
+                        obj: Box::new(o),
+                        from,
+                        to,
+                    },
+                    if matches!(oty, Ty::Str) {
+                        Ty::Str
+                    } else {
+                        Ty::Any
+                    },
+                )
             }
             Ast::Unary { op, x } => {
                 let (n, ty) = self.compile(x)?;
@@ -346,7 +463,14 @@ impl Compiler<'_, '_> {
                 self.expect_bool(cty, e.pos, "?:")?;
                 let (a, aty) = self.compile(a)?;
                 let (b, _) = self.compile(b)?;
-                (Node::Cond { c: Box::new(c), a: Box::new(a), b: Box::new(b) }, aty)
+                (
+                    Node::Cond {
+                        c: Box::new(c),
+                        a: Box::new(a),
+                        b: Box::new(b),
+                    },
+                    aty,
+                )
             }
             Ast::Let { name, value, body } => {
                 let (v, _) = self.compile(value)?;
@@ -356,7 +480,14 @@ impl Compiler<'_, '_> {
                 self.scopes.pop();
                 self.next_local -= 1;
                 let (b, ty) = body?;
-                (Node::Let { slot, value: Box::new(v), body: Box::new(b) }, ty)
+                (
+                    Node::Let {
+                        slot,
+                        value: Box::new(v),
+                        body: Box::new(b),
+                    },
+                    ty,
+                )
             }
             Ast::Seq(items) => {
                 let mut nodes = Vec::with_capacity(items.len());
@@ -372,15 +503,31 @@ impl Compiler<'_, '_> {
                 return Err(self.err(e.pos, "a closure {...} can only be passed to a predicate such as any(), all() or filter()"));
             }
             Ast::Call { name, args } => self.call(name, args, e.pos)?,
-            Ast::Method { obj, name, args, optional } => {
+            Ast::Method {
+                obj,
+                name,
+                args,
+                optional,
+            } => {
                 let (o, oty) = self.compile(obj)?;
                 if let Ty::Obj(desc) = oty
                     && !desc.methods.contains(&name.as_str())
                 {
                     return Err(self.err(e.pos, format!("type {} has no method {name}", desc.name)));
                 }
-                let args = args.iter().map(|a| self.compile(a).map(|c| c.0)).collect::<Result<Vec<_>, _>>()?;
-                (Node::Method { obj: Box::new(o), name: name.as_str().into(), args, optional: *optional }, Ty::Any)
+                let args = args
+                    .iter()
+                    .map(|a| self.compile(a).map(|c| c.0))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (
+                    Node::Method {
+                        obj: Box::new(o),
+                        name: name.as_str().into(),
+                        args,
+                        optional: *optional,
+                    },
+                    Ty::Any,
+                )
             }
         })
     }
@@ -401,27 +548,60 @@ impl Compiler<'_, '_> {
     fn member(&mut self, o: Node, oty: Ty, name: &str, optional: bool, pos: usize) -> Compiled {
         match oty {
             Ty::Obj(desc) => match desc.field(name) {
-                Some(f) => Ok((Node::Slot { obj: Box::new(o), slot: f.slot, name: name.into() }, Ty::from_field(f.ty))),
+                Some(f) => Ok((
+                    Node::Slot {
+                        obj: Box::new(o),
+                        slot: f.slot,
+                        name: name.into(),
+                    },
+                    Ty::from_field(f.ty),
+                )),
                 None => Err(self.err(pos, format!("type {} has no field {name}", desc.name))),
             },
-            Ty::StrMap => Ok((Node::Member { obj: Box::new(o), name: name.into(), optional }, Ty::Str)),
+            Ty::StrMap => Ok((
+                Node::Member {
+                    obj: Box::new(o),
+                    name: name.into(),
+                    optional,
+                },
+                Ty::Str,
+            )),
             Ty::Bool | Ty::Int | Ty::Float | Ty::Str | Ty::Time | Ty::Duration | Ty::List => {
                 Err(self.err(pos, format!("type {} has no field {name}", oty.name())))
             }
-            _ => Ok((Node::Member { obj: Box::new(o), name: name.into(), optional }, Ty::Any)),
+            _ => Ok((
+                Node::Member {
+                    obj: Box::new(o),
+                    name: name.into(),
+                    optional,
+                },
+                Ty::Any,
+            )),
         }
     }
 
     fn expect_bool(&self, ty: Ty, pos: usize, op: &str) -> Result<(), CompileError> {
         match ty {
             Ty::Any | Ty::Bool => Ok(()),
-            other => Err(self.err(pos, format!("invalid operation: {op} needs a bool, found {}", other.name()))),
+            other => Err(self.err(
+                pos,
+                format!(
+                    "invalid operation: {op} needs a bool, found {}",
+                    other.name()
+                ),
+            )),
         }
     }
 
     /// Compiles a chain of `&&` (or of `||`) into one n-ary node, walking the left spine in a loop.
     fn logical_chain(&mut self, and: bool, top: &Expr) -> Compiled {
-        let same = |op: &str| if and { matches!(op, "&&" | "and") } else { matches!(op, "||" | "or") };
+        let same = |op: &str| {
+            if and {
+                matches!(op, "&&" | "and")
+            } else {
+                matches!(op, "||" | "or")
+            }
+        };
         let mut rights = Vec::new();
         let mut cur = top;
         while let Ast::Binary { op, l, r } = &cur.kind {
@@ -439,12 +619,26 @@ impl Compiler<'_, '_> {
             self.expect_bool(ty, e.pos, if and { "&&" } else { "||" })?;
             nodes.push(n);
         }
-        Ok((if and { Node::And(nodes) } else { Node::Or(nodes) }, Ty::Bool))
+        Ok((
+            if and {
+                Node::And(nodes)
+            } else {
+                Node::Or(nodes)
+            },
+            Ty::Bool,
+        ))
     }
 
     fn binary(&mut self, op: &str, l: &Expr, r: &Expr, pos: usize) -> Compiled {
         if matches!(op, "&&" | "and" | "||" | "or") {
-            let top = Expr { kind: Ast::Binary { op: binary_static(op), l: Box::new(l.clone()), r: Box::new(r.clone()) }, pos };
+            let top = Expr {
+                kind: Ast::Binary {
+                    op: binary_static(op),
+                    l: Box::new(l.clone()),
+                    r: Box::new(r.clone()),
+                },
+                pos,
+            };
             return self.logical_chain(matches!(op, "&&" | "and"), &top);
         }
         let (ln, lty) = self.compile(l)?;
@@ -455,16 +649,38 @@ impl Compiler<'_, '_> {
             "==" | "!=" => {
                 let negate = op == "!=";
                 match (ln.as_const(), rn.as_const()) {
-                    (_, Some(c)) if ln.as_const().is_none() => {
-                        (Node::EqConst { x: ln, c: c.clone(), negate }, Ty::Bool)
-                    }
-                    (Some(c), None) => (Node::EqConst { x: rn, c: c.clone(), negate }, Ty::Bool),
-                    _ => (Node::Bin { op: if negate { BinOp::Ne } else { BinOp::Eq }, l: ln, r: rn }, Ty::Bool),
+                    (_, Some(c)) if ln.as_const().is_none() => (
+                        Node::EqConst {
+                            x: ln,
+                            c: c.clone(),
+                            negate,
+                        },
+                        Ty::Bool,
+                    ),
+                    (Some(c), None) => (
+                        Node::EqConst {
+                            x: rn,
+                            c: c.clone(),
+                            negate,
+                        },
+                        Ty::Bool,
+                    ),
+                    _ => (
+                        Node::Bin {
+                            op: if negate { BinOp::Ne } else { BinOp::Eq },
+                            l: ln,
+                            r: rn,
+                        },
+                        Ty::Bool,
+                    ),
                 }
             }
             "in" => {
                 if let Some(Value::List(items)) = rn.as_const() {
-                    let mut set = ConstSet { strs: HashSet::new(), others: Vec::new() };
+                    let mut set = ConstSet {
+                        strs: HashSet::new(),
+                        others: Vec::new(),
+                    };
                     for v in items.iter() {
                         match v.as_str() {
                             Some(s) => {
@@ -473,9 +689,22 @@ impl Compiler<'_, '_> {
                             None => set.others.push(v.clone()),
                         }
                     }
-                    (Node::InSet { x: ln, set: Arc::new(set) }, Ty::Bool)
+                    (
+                        Node::InSet {
+                            x: ln,
+                            set: Arc::new(set),
+                        },
+                        Ty::Bool,
+                    )
                 } else {
-                    (Node::Bin { op: BinOp::In, l: ln, r: rn }, Ty::Bool)
+                    (
+                        Node::Bin {
+                            op: BinOp::In,
+                            l: ln,
+                            r: rn,
+                        },
+                        Ty::Bool,
+                    )
                 }
             }
             "matches" => {
@@ -483,10 +712,24 @@ impl Compiler<'_, '_> {
                     let Some(p) = v.as_str() else {
                         return Err(self.err(r.pos, "matches needs a string pattern"));
                     };
-                    let re = Regex::new(p).map_err(|e| self.err(r.pos, format!("invalid regular expression: {e}")))?;
-                    (Node::MatchesConst { x: ln, re: Arc::new(re) }, Ty::Bool)
+                    let re = Regex::new(p)
+                        .map_err(|e| self.err(r.pos, format!("invalid regular expression: {e}")))?;
+                    (
+                        Node::MatchesConst {
+                            x: ln,
+                            re: Arc::new(re),
+                        },
+                        Ty::Bool,
+                    )
                 } else {
-                    (Node::Bin { op: BinOp::Matches, l: ln, r: rn }, Ty::Bool)
+                    (
+                        Node::Bin {
+                            op: BinOp::Matches,
+                            l: ln,
+                            r: rn,
+                        },
+                        Ty::Bool,
+                    )
                 }
             }
             _ => {
@@ -513,10 +756,14 @@ impl Compiler<'_, '_> {
                         (Ty::Int, Ty::Int) => Ty::Int,
                         (a, b) if a.is_numeric() && b.is_numeric() => Ty::Float,
                         (Ty::Str, b) if b.is_numeric() => {
-                            return Err(self.err(pos, format!("invalid operation: string + {}", b.name())));
+                            return Err(
+                                self.err(pos, format!("invalid operation: string + {}", b.name()))
+                            );
                         }
                         (a, Ty::Str) if a.is_numeric() => {
-                            return Err(self.err(pos, format!("invalid operation: {} + string", a.name())));
+                            return Err(
+                                self.err(pos, format!("invalid operation: {} + string", a.name()))
+                            );
                         }
                         _ => Ty::Any,
                     },
@@ -529,7 +776,14 @@ impl Compiler<'_, '_> {
                     BinOp::Range => Ty::List,
                     _ => Ty::Bool,
                 };
-                (Node::Bin { op: bop, l: ln, r: rn }, ty)
+                (
+                    Node::Bin {
+                        op: bop,
+                        l: ln,
+                        r: rn,
+                    },
+                    ty,
+                )
             }
         })
     }
@@ -538,9 +792,15 @@ impl Compiler<'_, '_> {
         if let Some(f) = self.env.funcs.get(name) {
             let f = f.clone();
             if !f.arity.accepts(args.len()) {
-                return Err(self.err(pos, format!("{name} takes {} arguments, got {}", f.arity, args.len())));
+                return Err(self.err(
+                    pos,
+                    format!("{name} takes {} arguments, got {}", f.arity, args.len()),
+                ));
             }
-            let nodes = args.iter().map(|a| self.compile(a).map(|c| c.0)).collect::<Result<Vec<_>, _>>()?;
+            let nodes = args
+                .iter()
+                .map(|a| self.compile(a).map(|c| c.0))
+                .collect::<Result<Vec<_>, _>>()?;
             return Ok((Node::Call { f, args: nodes }, Ty::Any));
         }
         if let Some(kind) = PredKind::lookup(name) {
@@ -551,17 +811,32 @@ impl Compiler<'_, '_> {
         };
         let (min, max) = b.arity();
         if args.len() < min || args.len() > max {
-            let want = if min == max { min.to_string() } else if max == usize::MAX { format!("at least {min}") } else { format!("{min} to {max}") };
-            return Err(self.err(pos, format!("{name} takes {want} arguments, got {}", args.len())));
+            let want = if min == max {
+                min.to_string()
+            } else if max == usize::MAX {
+                format!("at least {min}")
+            } else {
+                format!("{min} to {max}")
+            };
+            return Err(self.err(
+                pos,
+                format!("{name} takes {want} arguments, got {}", args.len()),
+            ));
         }
-        let nodes = args.iter().map(|a| self.compile(a).map(|c| c.0)).collect::<Result<Vec<_>, _>>()?;
+        let nodes = args
+            .iter()
+            .map(|a| self.compile(a).map(|c| c.0))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((Node::Builtin { b, args: nodes }, b.ty()))
     }
 
     fn predicate(&mut self, kind: PredKind, name: &str, args: &[Expr], pos: usize) -> Compiled {
         let (min, max) = kind.arity();
         if args.len() < min || args.len() > max {
-            return Err(self.err(pos, format!("{name} takes {min} to {max} arguments, got {}", args.len())));
+            return Err(self.err(
+                pos,
+                format!("{name} takes {min} to {max} arguments, got {}", args.len()),
+            ));
         }
         let (list, _) = self.compile(&args[0])?;
         let init = match args.get(2) {
@@ -571,7 +846,10 @@ impl Compiler<'_, '_> {
         let slot = self.alloc_locals(3);
         self.preds.push(slot);
         let body = match args.get(1) {
-            Some(Expr { kind: Ast::Closure(body), .. }) => self.compile(body),
+            Some(Expr {
+                kind: Ast::Closure(body),
+                ..
+            }) => self.compile(body),
             // expr 1.17 also accepts a bare expression as the predicate body.
             Some(other) => self.compile(other),
             None => Ok((Node::Local(slot), Ty::Any)),
@@ -579,6 +857,15 @@ impl Compiler<'_, '_> {
         self.preds.pop();
         self.next_local -= 3;
         let (body, _) = body?;
-        Ok((Node::Pred { kind, list: Box::new(list), body: Box::new(body), slot, init }, kind.ty()))
+        Ok((
+            Node::Pred {
+                kind,
+                list: Box::new(list),
+                body: Box::new(body),
+                slot,
+                init,
+            },
+            kind.ty(),
+        ))
     }
 }

@@ -14,7 +14,9 @@ pub struct EvalError {
 impl EvalError {
     /// Builds an error from a message.
     pub fn new(message: impl Into<String>) -> Self {
-        EvalError { message: message.into() }
+        EvalError {
+            message: message.into(),
+        }
     }
 }
 
@@ -38,8 +40,16 @@ impl CompileError {
         let before = source.get(..offset).unwrap_or(source);
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = source.get(line_start..offset).map_or(0, |s| s.chars().count()) + 1;
-        CompileError { message: message.into(), line, column, expression: source.to_owned() }
+        let column = source
+            .get(line_start..offset)
+            .map_or(0, |s| s.chars().count())
+            + 1;
+        CompileError {
+            message: message.into(),
+            line,
+            column,
+            expression: source.to_owned(),
+        }
     }
 }
 

@@ -50,7 +50,10 @@ pub(crate) struct Cx<'a, 'v> {
 }
 
 pub(crate) fn run<'a>(p: &Program, vars: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
-    let mut cx = Cx { vars, locals: Locals::new(p.locals) };
+    let mut cx = Cx {
+        vars,
+        locals: Locals::new(p.locals),
+    };
     eval(&p.root, &mut cx)
 }
 
@@ -72,11 +75,19 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
                 other => member(other, name, false),
             }
         }
-        Node::Member { obj, name, optional } => {
+        Node::Member {
+            obj,
+            name,
+            optional,
+        } => {
             let o = eval(obj, cx)?;
             member(o, name, *optional)
         }
-        Node::Index { obj, index, optional } => {
+        Node::Index {
+            obj,
+            index,
+            optional,
+        } => {
             let o = eval(obj, cx)?;
             let i = eval(index, cx)?;
             fetch(o, &i, *optional)
@@ -112,7 +123,9 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
                 match eval(i, cx)? {
                     Value::Bool(true) => {}
                     Value::Bool(false) => return Ok(Value::Bool(false)),
-                    other => return err(format!("invalid operation: {} && ...", other.type_name())),
+                    other => {
+                        return err(format!("invalid operation: {} && ...", other.type_name()));
+                    }
                 }
             }
             Ok(Value::Bool(true))
@@ -122,7 +135,9 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
                 match eval(i, cx)? {
                     Value::Bool(false) => {}
                     Value::Bool(true) => return Ok(Value::Bool(true)),
-                    other => return err(format!("invalid operation: {} || ...", other.type_name())),
+                    other => {
+                        return err(format!("invalid operation: {} || ...", other.type_name()));
+                    }
                 }
             }
             Ok(Value::Bool(false))
@@ -135,13 +150,16 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
             let v = eval(x, cx)?;
             let found = match v.as_str() {
                 Some(s) => set.strs.contains(s),
-                None => set.others.iter().any(|o| *o == v),
+                None => set.others.contains(&v),
             };
             Ok(Value::Bool(found))
         }
         Node::MatchesConst { x, re } => match eval(x, cx)? {
             v if v.as_str().is_some() => Ok(Value::Bool(re.is_match(v.as_str().unwrap_or("")))),
-            other => err(format!("invalid operation: {} matches string", other.type_name())),
+            other => err(format!(
+                "invalid operation: {} matches string",
+                other.type_name()
+            )),
         },
         Node::Bin { op, l, r } => {
             let a = eval(l, cx)?;
@@ -151,7 +169,10 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
         Node::Cond { c, a, b } => match eval(c, cx)? {
             Value::Bool(true) => eval(a, cx),
             Value::Bool(false) => eval(b, cx),
-            other => err(format!("non-bool condition in ternary: {}", other.type_name())),
+            other => err(format!(
+                "non-bool condition in ternary: {}",
+                other.type_name()
+            )),
         },
         Node::Coalesce(l, r) => match eval(l, cx) {
             Ok(Value::Nil) | Err(_) => eval(r, cx),
@@ -165,13 +186,27 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
                 }
                 (f.call)(&vals[..args.len()])
             } else {
-                let vals = args.iter().map(|a| eval(a, cx)).collect::<Result<Vec<_>, _>>()?;
+                let vals = args
+                    .iter()
+                    .map(|a| eval(a, cx))
+                    .collect::<Result<Vec<_>, _>>()?;
                 (f.call)(&vals)
             }
         }
         Node::Builtin { b, args } => builtins::call(*b, args, cx),
-        Node::Pred { kind, list, body, slot, init } => builtins::predicate(*kind, list, body, *slot, init.as_deref(), cx),
-        Node::Method { obj, name, args, optional } => {
+        Node::Pred {
+            kind,
+            list,
+            body,
+            slot,
+            init,
+        } => builtins::predicate(*kind, list, body, *slot, init.as_deref(), cx),
+        Node::Method {
+            obj,
+            name,
+            args,
+            optional,
+        } => {
             let o = eval(obj, cx)?;
             if o.is_nil() {
                 if *optional {
@@ -179,11 +214,17 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
                 }
                 return err(format!("cannot call method {name} on <nil>"));
             }
-            let vals = args.iter().map(|a| eval(a, cx)).collect::<Result<Vec<_>, _>>()?;
+            let vals = args
+                .iter()
+                .map(|a| eval(a, cx))
+                .collect::<Result<Vec<_>, _>>()?;
             method(o, name, &vals)
         }
         Node::Array(items) => {
-            let v = items.iter().map(|i| eval(i, cx)).collect::<Result<Vec<_>, _>>()?;
+            let v = items
+                .iter()
+                .map(|i| eval(i, cx))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Value::list(v))
         }
         Node::MapLit(items) => {
@@ -214,7 +255,11 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
     }
 }
 
-fn object_member<'a>(o: &'a dyn Object, name: &str, optional: bool) -> Result<Value<'a>, EvalError> {
+fn object_member<'a>(
+    o: &'a dyn Object,
+    name: &str,
+    optional: bool,
+) -> Result<Value<'a>, EvalError> {
     match o.get(name) {
         Some(v) => Ok(v),
         None => match o.missing() {
@@ -241,24 +286,36 @@ pub(crate) fn member<'a>(o: Value<'a>, name: &str, optional: bool) -> Result<Val
 fn norm_index(i: i64, len: usize) -> Option<usize> {
     let len = len as i64;
     let i = if i < 0 { len + i } else { i };
-    if (0..len).contains(&i) { Some(i as usize) } else { None }
+    if (0..len).contains(&i) {
+        Some(i as usize)
+    } else {
+        None
+    }
 }
 
 /// `o[i]` on any value.
-pub(crate) fn fetch<'a>(o: Value<'a>, i: &Value<'_>, optional: bool) -> Result<Value<'a>, EvalError> {
+pub(crate) fn fetch<'a>(
+    o: Value<'a>,
+    i: &Value<'_>,
+    optional: bool,
+) -> Result<Value<'a>, EvalError> {
     match (&o, i) {
         (Value::Nil, _) if optional => Ok(Value::Nil),
         (Value::List(l), Value::Int(k)) => match norm_index(*k, l.len()) {
             Some(k) => Ok(l[k].clone()),
-            None => err(format!("index out of range: {k} (array of length {})", l.len())),
+            None => err(format!(
+                "index out of range: {k} (array of length {})",
+                l.len()
+            )),
         },
         (Value::Str(_) | Value::String(_), Value::Int(k)) => {
             let s = o.as_str().unwrap_or("");
             match norm_index(*k, s.len()) {
-                Some(k) => Ok(Value::string(
-                    char::from(s.as_bytes()[k]).to_string(),
+                Some(k) => Ok(Value::string(char::from(s.as_bytes()[k]).to_string())),
+                None => err(format!(
+                    "index out of range: {k} (string of length {})",
+                    s.len()
                 )),
-                None => err(format!("index out of range: {k} (string of length {})", s.len())),
             }
         }
         (Value::Obj(ob), Value::Int(k)) if ob.is_list() => {
@@ -277,17 +334,28 @@ pub(crate) fn fetch<'a>(o: Value<'a>, i: &Value<'_>, optional: bool) -> Result<V
         }
         (_, k) => match k.as_str() {
             Some(key) => member(o, key, optional),
-            None => err(format!("cannot index {} with {}", o.type_name(), k.type_name())),
+            None => err(format!(
+                "cannot index {} with {}",
+                o.type_name(),
+                k.type_name()
+            )),
         },
     }
 }
 
-fn slice_bounds(len: usize, from: Option<Value<'_>>, to: Option<Value<'_>>) -> Result<(usize, usize), EvalError> {
+fn slice_bounds(
+    len: usize,
+    from: Option<Value<'_>>,
+    to: Option<Value<'_>>,
+) -> Result<(usize, usize), EvalError> {
     let conv = |v: Option<Value<'_>>, default: i64| -> Result<i64, EvalError> {
         match v {
             None => Ok(default),
             Some(Value::Int(i)) => Ok(i),
-            Some(other) => err(format!("slice index must be an int, got {}", other.type_name())),
+            Some(other) => err(format!(
+                "slice index must be an int, got {}",
+                other.type_name()
+            )),
         }
     };
     let len_i = len as i64;
@@ -304,15 +372,24 @@ fn slice_bounds(len: usize, from: Option<Value<'_>>, to: Option<Value<'_>>) -> R
     Ok((a, b.max(a)))
 }
 
-fn slice<'a>(o: Value<'a>, from: Option<Value<'_>>, to: Option<Value<'_>>) -> Result<Value<'a>, EvalError> {
+fn slice<'a>(
+    o: Value<'a>,
+    from: Option<Value<'_>>,
+    to: Option<Value<'_>>,
+) -> Result<Value<'a>, EvalError> {
     match o {
         Value::Str(s) => {
             let (a, b) = slice_bounds(s.len(), from, to)?;
-            Ok(s.get(a..b).map_or_else(|| Value::string(String::from_utf8_lossy(&s.as_bytes()[a..b]).into_owned()), Value::Str))
+            Ok(s.get(a..b).map_or_else(
+                || Value::string(String::from_utf8_lossy(&s.as_bytes()[a..b]).into_owned()),
+                Value::Str,
+            ))
         }
         Value::String(s) => {
             let (a, b) = slice_bounds(s.len(), from, to)?;
-            Ok(Value::string(String::from_utf8_lossy(&s.as_bytes()[a..b]).into_owned()))
+            Ok(Value::string(
+                String::from_utf8_lossy(&s.as_bytes()[a..b]).into_owned(),
+            ))
         }
         Value::List(l) => {
             let (a, b) = slice_bounds(l.len(), from, to)?;
@@ -383,9 +460,7 @@ pub(crate) fn binary<'a>(op: BinOp, a: Value<'a>, b: Value<'a>) -> Result<Value<
             }
             (Duration(x), Duration(y)) => Ok(Duration(x.wrapping_sub(*y))),
             (Time(t), Duration(d)) => Ok(Time(*t - chrono::Duration::nanoseconds(*d))),
-            (Time(x), Time(y)) => {
-                Ok(Duration((*x - *y).num_nanoseconds().unwrap_or(i64::MAX)))
-            }
+            (Time(x), Time(y)) => Ok(Duration((*x - *y).num_nanoseconds().unwrap_or(i64::MAX))),
             _ => arith_err("-", &a, &b),
         },
         BinOp::Mul => match (&a, &b) {
@@ -455,7 +530,9 @@ pub(crate) fn contains_value(haystack: &Value<'_>, needle: &Value<'_>) -> Result
             None => Ok(false),
         },
         Value::Obj(_) | Value::Shared(_) => {
-            let o = haystack.as_object().ok_or_else(|| EvalError::new("not an object"))?;
+            let o = haystack
+                .as_object()
+                .ok_or_else(|| EvalError::new("not an object"))?;
             if o.is_list() {
                 let n = o.len().unwrap_or(0);
                 Ok((0..n).filter_map(|i| o.index(i)).any(|v| v == *needle))

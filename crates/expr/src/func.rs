@@ -82,7 +82,12 @@ impl Functions {
     {
         self.map.insert(
             name.to_owned(),
-            Arc::new(Function { name: name.to_owned(), arity, pure, call: Box::new(f) }),
+            Arc::new(Function {
+                name: name.to_owned(),
+                arity,
+                pure,
+                call: Box::new(f),
+            }),
         );
     }
 

@@ -22,7 +22,15 @@ pub(crate) struct Token {
 }
 
 const WORD_OPS: &[&str] = &[
-    "and", "or", "not", "in", "matches", "contains", "startsWith", "endsWith", "let",
+    "and",
+    "or",
+    "not",
+    "in",
+    "matches",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "let",
 ];
 
 // Longest first so that `**` wins over `*` and `?.` over `?`.
@@ -63,7 +71,10 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
         }
         if c == b'"' || c == b'\'' {
             let (s, len) = lex_string(src, i)?;
-            out.push(Token { tok: Tok::Str(s), pos: start });
+            out.push(Token {
+                tok: Tok::Str(s),
+                pos: start,
+            });
             i += len;
             continue;
         }
@@ -71,7 +82,10 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
             let end = src[i + 1..]
                 .find('`')
                 .ok_or_else(|| CompileError::at(src, i, "unterminated raw string"))?;
-            out.push(Token { tok: Tok::Str(src[i + 1..i + 1 + end].to_owned()), pos: start });
+            out.push(Token {
+                tok: Tok::Str(src[i + 1..i + 1 + end].to_owned()),
+                pos: start,
+            });
             i += end + 2;
             continue;
         }
@@ -80,11 +94,16 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
-            out.push(Token { tok: Tok::Pointer(src[start + 1..i].to_owned()), pos: start });
+            out.push(Token {
+                tok: Tok::Pointer(src[start + 1..i].to_owned()),
+                pos: start,
+            });
             continue;
         }
         if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 {
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+            {
                 i += 1;
             }
             let word = &src[start..i];
@@ -99,20 +118,33 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
             Some(s) => {
                 // `?.` followed by a digit is a ternary and a float (`a ?.5 : 1`).
                 if *s == "?." && b.get(i + 2).is_some_and(u8::is_ascii_digit) {
-                    out.push(Token { tok: Tok::Op("?"), pos: start });
+                    out.push(Token {
+                        tok: Tok::Op("?"),
+                        pos: start,
+                    });
                     i += 1;
                 } else {
-                    out.push(Token { tok: Tok::Op(s), pos: start });
+                    out.push(Token {
+                        tok: Tok::Op(s),
+                        pos: start,
+                    });
                     i += s.len();
                 }
             }
             None => {
                 let ch = src[i..].chars().next().unwrap_or('?');
-                return Err(CompileError::at(src, i, format!("unexpected character {ch:?}")));
+                return Err(CompileError::at(
+                    src,
+                    i,
+                    format!("unexpected character {ch:?}"),
+                ));
             }
         }
     }
-    out.push(Token { tok: Tok::Eof, pos: src.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        pos: src.len(),
+    });
     Ok(out)
 }
 
@@ -140,7 +172,13 @@ fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), CompileError> {
         i += 1;
     }
     // A '.' starts a fraction unless it is the range operator `..` or a member access.
-    if i < b.len() && b[i] == b'.' && b.get(i + 1) != Some(&b'.') && !b.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') {
+    if i < b.len()
+        && b[i] == b'.'
+        && b.get(i + 1) != Some(&b'.')
+        && !b
+            .get(i + 1)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    {
         is_float = true;
         i += 1;
         while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
@@ -225,7 +263,9 @@ fn lex_string(src: &str, start: usize) -> Result<(String, usize), CompileError> 
                 let mut code = e.to_digit(8).unwrap_or(0);
                 for _ in 0..2 {
                     match chars.next() {
-                        Some((_, d)) if d.is_digit(8) => code = code * 8 + d.to_digit(8).unwrap_or(0),
+                        Some((_, d)) if d.is_digit(8) => {
+                            code = code * 8 + d.to_digit(8).unwrap_or(0)
+                        }
                         _ => return Err(CompileError::at(src, here, "invalid octal escape")),
                     }
                 }

@@ -15,10 +15,10 @@ mod compile;
 pub mod crowdsec;
 mod error;
 mod eval;
-mod lexer;
-mod parser;
 mod func;
+mod lexer;
 mod object;
+mod parser;
 pub mod time;
 mod value;
 

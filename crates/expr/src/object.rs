@@ -22,7 +22,9 @@ pub enum Missing {
 }
 
 /// Run-time view of a host value.
-pub trait Object: fmt::Debug {
+/// Objects are `Send + Sync` so that compiled programs (which may hold constant values) and events
+/// can be shared between worker threads; mutable parts use locks.
+pub trait Object: fmt::Debug + Send + Sync {
     /// The name shown in errors and returned by `type()`.
     fn type_name(&self) -> &'static str;
 
@@ -51,6 +53,11 @@ pub trait Object: fmt::Debug {
         None
     }
 
+    /// Whether `len()` is zero.
+    fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
     /// Whether the object behaves as a list (indexable by position, iterable by predicates).
     fn is_list(&self) -> bool {
         false
@@ -68,7 +75,11 @@ pub trait Object: fmt::Debug {
     }
 
     /// Calls a method (`evt.GetMeta("x")`); `None` when the object has no such method.
-    fn call<'s>(&'s self, method: &str, args: &[Value<'s>]) -> Option<Result<Value<'s>, EvalError>> {
+    fn call<'s>(
+        &'s self,
+        method: &str,
+        args: &[Value<'s>],
+    ) -> Option<Result<Value<'s>, EvalError>> {
         let _ = (method, args);
         None
     }
@@ -76,7 +87,10 @@ pub trait Object: fmt::Debug {
     /// Stores a value under `key` (for helpers such as `UnmarshalJSON` that fill a target map).
     fn set(&self, key: &str, value: Value<'static>) -> Result<(), EvalError> {
         let _ = (key, value);
-        Err(EvalError::new(format!("cannot assign into {}", self.type_name())))
+        Err(EvalError::new(format!(
+            "cannot assign into {}",
+            self.type_name()
+        )))
     }
 
     /// A plain copy (maps, lists, scalars) of the object, for `toJSON`, printing and comparisons.

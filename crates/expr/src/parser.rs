@@ -21,16 +21,51 @@ pub(crate) enum Ast {
     Pointer(String),
     Array(Vec<Expr>),
     Map(Vec<(Expr, Expr)>),
-    Member { obj: Box<Expr>, name: String, optional: bool },
-    Index { obj: Box<Expr>, index: Box<Expr>, optional: bool },
-    Slice { obj: Box<Expr>, from: Option<Box<Expr>>, to: Option<Box<Expr>> },
-    Call { name: String, args: Vec<Expr> },
-    Method { obj: Box<Expr>, name: String, args: Vec<Expr>, optional: bool },
+    Member {
+        obj: Box<Expr>,
+        name: String,
+        optional: bool,
+    },
+    Index {
+        obj: Box<Expr>,
+        index: Box<Expr>,
+        optional: bool,
+    },
+    Slice {
+        obj: Box<Expr>,
+        from: Option<Box<Expr>>,
+        to: Option<Box<Expr>>,
+    },
+    Call {
+        name: String,
+        args: Vec<Expr>,
+    },
+    Method {
+        obj: Box<Expr>,
+        name: String,
+        args: Vec<Expr>,
+        optional: bool,
+    },
     Closure(Box<Expr>),
-    Unary { op: &'static str, x: Box<Expr> },
-    Binary { op: &'static str, l: Box<Expr>, r: Box<Expr> },
-    Cond { c: Box<Expr>, a: Box<Expr>, b: Box<Expr> },
-    Let { name: String, value: Box<Expr>, body: Box<Expr> },
+    Unary {
+        op: &'static str,
+        x: Box<Expr>,
+    },
+    Binary {
+        op: &'static str,
+        l: Box<Expr>,
+        r: Box<Expr>,
+    },
+    Cond {
+        c: Box<Expr>,
+        a: Box<Expr>,
+        b: Box<Expr>,
+    },
+    Let {
+        name: String,
+        value: Box<Expr>,
+        body: Box<Expr>,
+    },
     Seq(Vec<Expr>),
 }
 
@@ -56,7 +91,10 @@ fn is_comparison(op: &str) -> bool {
 }
 
 fn negatable(op: &str) -> bool {
-    matches!(op, "in" | "matches" | "contains" | "startsWith" | "endsWith")
+    matches!(
+        op,
+        "in" | "matches" | "contains" | "startsWith" | "endsWith"
+    )
 }
 
 pub(crate) struct Parser<'s> {
@@ -74,7 +112,12 @@ const MAX_CHAIN: usize = 100;
 
 pub(crate) fn parse(src: &str) -> Result<Expr, CompileError> {
     let toks = lex(src)?;
-    let mut p = Parser { src, toks, i: 0, depth: 0 };
+    let mut p = Parser {
+        src,
+        toks,
+        i: 0,
+        depth: 0,
+    };
     if p.peek() == &Tok::Eof {
         return Err(p.err_here("empty expression"));
     }
@@ -135,7 +178,10 @@ impl Parser<'_> {
         if self.eat(op) {
             Ok(())
         } else {
-            Err(self.err_here(&format!("expected '{op}' but found {}", describe(self.peek()))))
+            Err(self.err_here(&format!(
+                "expected '{op}' but found {}",
+                describe(self.peek())
+            )))
         }
     }
 
@@ -161,7 +207,14 @@ impl Parser<'_> {
             }
             items.push(self.expression(0)?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr { kind: Ast::Seq(items), pos } })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr {
+                kind: Ast::Seq(items),
+                pos,
+            }
+        })
     }
 
     fn expression(&mut self, prec: u8) -> Result<Expr, CompileError> {
@@ -178,10 +231,9 @@ impl Parser<'_> {
         let mut left = self.unary()?;
         let mut prev_op = "";
         let mut chain = 0;
-        loop {
-            // Left-nested chains (`a + b + c ...`) deepen the tree without recursing here, but
-            // compiling and evaluating them recurses: bound them like nesting.
-            let Tok::Op(op) = *self.peek() else { break };
+        // Left-nested chains (`a + b + c ...`) deepen the tree without recursing here, but
+        // compiling and evaluating them recurses: bound them like nesting.
+        while let Tok::Op(op) = *self.peek() {
             if !matches!(op, "&&" | "||" | "and" | "or") {
                 chain += 1;
             }
@@ -194,7 +246,9 @@ impl Parser<'_> {
             if op == "not" {
                 match self.peek_at(1) {
                     Tok::Op(next) if negatable(next) => {
-                        let Some((p, _)) = binary_prec(next) else { break };
+                        let Some((p, _)) = binary_prec(next) else {
+                            break;
+                        };
                         if p < prec {
                             break;
                         }
@@ -205,7 +259,9 @@ impl Parser<'_> {
                     _ => break,
                 }
             }
-            let Some((p, right_assoc)) = binary_prec(op) else { break };
+            let Some((p, right_assoc)) = binary_prec(op) else {
+                break;
+            };
             if p < prec {
                 break;
             }
@@ -220,7 +276,10 @@ impl Parser<'_> {
                 if self.eat("(") {
                     args.extend(self.call_args()?);
                 }
-                left = Expr { kind: Ast::Call { name, args }, pos: name_pos };
+                left = Expr {
+                    kind: Ast::Call { name, args },
+                    pos: name_pos,
+                };
                 prev_op = op;
                 continue;
             }
@@ -228,17 +287,36 @@ impl Parser<'_> {
                 return Err(CompileError::at(
                     self.src,
                     op_pos,
-                    format!("operator ({op}) and coalesce expressions (??) cannot be mixed; wrap either in parentheses"),
+                    format!(
+                        "operator ({op}) and coalesce expressions (??) cannot be mixed; wrap either in parentheses"
+                    ),
                 ));
             }
-            let right = if right_assoc { self.expression(p)? } else { self.expression(p + 1)? };
+            let right = if right_assoc {
+                self.expression(p)?
+            } else {
+                self.expression(p + 1)?
+            };
             left = if is_comparison(op) {
                 chain_comparison(left, op, right, op_pos)
             } else {
-                Expr { kind: Ast::Binary { op, l: Box::new(left), r: Box::new(right) }, pos: op_pos }
+                Expr {
+                    kind: Ast::Binary {
+                        op,
+                        l: Box::new(left),
+                        r: Box::new(right),
+                    },
+                    pos: op_pos,
+                }
             };
             if negate {
-                left = Expr { kind: Ast::Unary { op: "not", x: Box::new(left) }, pos: op_pos };
+                left = Expr {
+                    kind: Ast::Unary {
+                        op: "not",
+                        x: Box::new(left),
+                    },
+                    pos: op_pos,
+                };
             }
             prev_op = op;
         }
@@ -248,12 +326,26 @@ impl Parser<'_> {
             // The elvis form `a ?: b` means `a ?? b` with truthiness; expr treats it as nil-check.
             if self.eat(":") {
                 let b = self.expression(0)?;
-                return Ok(Expr { kind: Ast::Binary { op: "??", l: Box::new(left), r: Box::new(b) }, pos });
+                return Ok(Expr {
+                    kind: Ast::Binary {
+                        op: "??",
+                        l: Box::new(left),
+                        r: Box::new(b),
+                    },
+                    pos,
+                });
             }
             let a = self.expression(0)?;
             self.expect(":")?;
             let b = self.expression(0)?;
-            left = Expr { kind: Ast::Cond { c: Box::new(left), a: Box::new(a), b: Box::new(b) }, pos };
+            left = Expr {
+                kind: Ast::Cond {
+                    c: Box::new(left),
+                    a: Box::new(a),
+                    b: Box::new(b),
+                },
+                pos,
+            };
         }
         Ok(left)
     }
@@ -269,7 +361,14 @@ impl Parser<'_> {
         let value = self.expression(0)?;
         self.expect(";")?;
         let body = self.sequence()?;
-        Ok(Expr { kind: Ast::Let { name, value: Box::new(value), body: Box::new(body) }, pos })
+        Ok(Expr {
+            kind: Ast::Let {
+                name,
+                value: Box::new(value),
+                body: Box::new(body),
+            },
+            pos,
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, CompileError> {
@@ -283,7 +382,10 @@ impl Parser<'_> {
         if let Some((op, p)) = op {
             self.bump();
             let x = self.expression(p)?;
-            let e = Expr { kind: Ast::Unary { op, x: Box::new(x) }, pos };
+            let e = Expr {
+                kind: Ast::Unary { op, x: Box::new(x) },
+                pos,
+            };
             return self.postfix(e);
         }
         let e = self.primary()?;
@@ -333,8 +435,14 @@ impl Parser<'_> {
                 while !self.is_op("}") {
                     let kpos = self.pos();
                     let key = match self.bump().tok {
-                        Tok::Ident(s) | Tok::Str(s) => Expr { kind: Ast::Str(s), pos: kpos },
-                        Tok::Int(i) => Expr { kind: Ast::Str(i.to_string()), pos: kpos },
+                        Tok::Ident(s) | Tok::Str(s) => Expr {
+                            kind: Ast::Str(s),
+                            pos: kpos,
+                        },
+                        Tok::Int(i) => Expr {
+                            kind: Ast::Str(i.to_string()),
+                            pos: kpos,
+                        },
                         Tok::Op("(") => {
                             let k = self.expression(0)?;
                             self.expect(")")?;
@@ -344,7 +452,10 @@ impl Parser<'_> {
                             return Err(CompileError::at(
                                 self.src,
                                 kpos,
-                                format!("a map key must be an identifier, a string, a number or a parenthesised expression, found {}", describe(&other)),
+                                format!(
+                                    "a map key must be an identifier, a string, a number or a parenthesised expression, found {}",
+                                    describe(&other)
+                                ),
                             ));
                         }
                     };
@@ -364,14 +475,26 @@ impl Parser<'_> {
                     return Err(self.err_here("expected a field name after '.'"));
                 };
                 self.bump();
-                let obj = Expr { kind: Ast::Pointer(String::new()), pos };
+                let obj = Expr {
+                    kind: Ast::Pointer(String::new()),
+                    pos,
+                };
                 let npos = self.pos();
                 if self.eat("(") {
                     let args = self.call_args()?;
-                    Ast::Method { obj: Box::new(obj), name, args, optional: false }
+                    Ast::Method {
+                        obj: Box::new(obj),
+                        name,
+                        args,
+                        optional: false,
+                    }
                 } else {
                     let _ = npos;
-                    Ast::Member { obj: Box::new(obj), name, optional: false }
+                    Ast::Member {
+                        obj: Box::new(obj),
+                        name,
+                        optional: false,
+                    }
                 }
             }
             other => {
@@ -405,7 +528,14 @@ impl Parser<'_> {
             self.expect("}")?;
             b
         };
-        Ok(Expr { kind: Ast::Cond { c: Box::new(c), a: Box::new(a), b: Box::new(b) }, pos })
+        Ok(Expr {
+            kind: Ast::Cond {
+                c: Box::new(c),
+                a: Box::new(a),
+                b: Box::new(b),
+            },
+            pos,
+        })
     }
 
     /// `if(...)` could be a call of a function named `if`; it is a condition when a `{` follows the
@@ -439,7 +569,10 @@ impl Parser<'_> {
                 self.bump();
                 let body = self.sequence()?;
                 self.expect("}")?;
-                args.push(Expr { kind: Ast::Closure(Box::new(body)), pos });
+                args.push(Expr {
+                    kind: Ast::Closure(Box::new(body)),
+                    pos,
+                });
             } else {
                 args.push(self.expression(0)?);
             }
@@ -473,7 +606,14 @@ impl Parser<'_> {
                     self.bump();
                     let index = self.expression(0)?;
                     self.expect("]")?;
-                    e = Expr { kind: Ast::Index { obj: Box::new(e), index: Box::new(index), optional }, pos };
+                    e = Expr {
+                        kind: Ast::Index {
+                            obj: Box::new(e),
+                            index: Box::new(index),
+                            optional,
+                        },
+                        pos,
+                    };
                     continue;
                 }
                 let name = match self.peek().clone() {
@@ -490,27 +630,71 @@ impl Parser<'_> {
                 self.bump();
                 if self.eat("(") {
                     let args = self.call_args()?;
-                    e = Expr { kind: Ast::Method { obj: Box::new(e), name, args, optional }, pos };
+                    e = Expr {
+                        kind: Ast::Method {
+                            obj: Box::new(e),
+                            name,
+                            args,
+                            optional,
+                        },
+                        pos,
+                    };
                 } else {
-                    e = Expr { kind: Ast::Member { obj: Box::new(e), name, optional }, pos };
+                    e = Expr {
+                        kind: Ast::Member {
+                            obj: Box::new(e),
+                            name,
+                            optional,
+                        },
+                        pos,
+                    };
                 }
             } else if self.is_op("[") {
                 self.bump();
                 if self.eat(":") {
-                    let to = if self.is_op("]") { None } else { Some(Box::new(self.expression(0)?)) };
+                    let to = if self.is_op("]") {
+                        None
+                    } else {
+                        Some(Box::new(self.expression(0)?))
+                    };
                     self.expect("]")?;
-                    e = Expr { kind: Ast::Slice { obj: Box::new(e), from: None, to }, pos };
+                    e = Expr {
+                        kind: Ast::Slice {
+                            obj: Box::new(e),
+                            from: None,
+                            to,
+                        },
+                        pos,
+                    };
                     continue;
                 }
                 let index = self.expression(0)?;
                 if self.eat(":") {
-                    let to = if self.is_op("]") { None } else { Some(Box::new(self.expression(0)?)) };
+                    let to = if self.is_op("]") {
+                        None
+                    } else {
+                        Some(Box::new(self.expression(0)?))
+                    };
                     self.expect("]")?;
-                    e = Expr { kind: Ast::Slice { obj: Box::new(e), from: Some(Box::new(index)), to }, pos };
+                    e = Expr {
+                        kind: Ast::Slice {
+                            obj: Box::new(e),
+                            from: Some(Box::new(index)),
+                            to,
+                        },
+                        pos,
+                    };
                     continue;
                 }
                 self.expect("]")?;
-                e = Expr { kind: Ast::Index { obj: Box::new(e), index: Box::new(index), optional: false }, pos };
+                e = Expr {
+                    kind: Ast::Index {
+                        obj: Box::new(e),
+                        index: Box::new(index),
+                        optional: false,
+                    },
+                    pos,
+                };
             } else {
                 return Ok(e);
             }
@@ -526,10 +710,31 @@ fn chain_comparison(left: Expr, op: &'static str, right: Expr, pos: usize) -> Ex
         && matches!(*lop, "<" | ">" | "<=" | ">=")
     {
         let mid = (**lr).clone();
-        let next = Expr { kind: Ast::Binary { op, l: Box::new(mid), r: Box::new(right) }, pos };
-        return Expr { kind: Ast::Binary { op: "&&", l: Box::new(left), r: Box::new(next) }, pos };
+        let next = Expr {
+            kind: Ast::Binary {
+                op,
+                l: Box::new(mid),
+                r: Box::new(right),
+            },
+            pos,
+        };
+        return Expr {
+            kind: Ast::Binary {
+                op: "&&",
+                l: Box::new(left),
+                r: Box::new(next),
+            },
+            pos,
+        };
     }
-    Expr { kind: Ast::Binary { op, l: Box::new(left), r: Box::new(right) }, pos }
+    Expr {
+        kind: Ast::Binary {
+            op,
+            l: Box::new(left),
+            r: Box::new(right),
+        },
+        pos,
+    }
 }
 
 #[cfg(test)]
@@ -548,9 +753,16 @@ mod tests {
             Ast::Array(a) => format!("[{}]", a.iter().map(sexpr).collect::<Vec<_>>().join(" ")),
             Ast::Map(m) => format!(
                 "{{{}}}",
-                m.iter().map(|(k, v)| format!("{}:{}", sexpr(k), sexpr(v))).collect::<Vec<_>>().join(" ")
+                m.iter()
+                    .map(|(k, v)| format!("{}:{}", sexpr(k), sexpr(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
-            Ast::Member { obj, name, optional } => {
+            Ast::Member {
+                obj,
+                name,
+                optional,
+            } => {
                 format!("{}{}{name}", sexpr(obj), if *optional { "?." } else { "." })
             }
             Ast::Index { obj, index, .. } => format!("{}[{}]", sexpr(obj), sexpr(index)),
@@ -561,9 +773,14 @@ mod tests {
                 to.as_ref().map(|e| sexpr(e)).unwrap_or_default()
             ),
             Ast::Call { name, args } => {
-                format!("{name}({})", args.iter().map(sexpr).collect::<Vec<_>>().join(" "))
+                format!(
+                    "{name}({})",
+                    args.iter().map(sexpr).collect::<Vec<_>>().join(" ")
+                )
             }
-            Ast::Method { obj, name, args, .. } => format!(
+            Ast::Method {
+                obj, name, args, ..
+            } => format!(
                 "{}.{name}({})",
                 sexpr(obj),
                 args.iter().map(sexpr).collect::<Vec<_>>().join(" ")
@@ -572,8 +789,13 @@ mod tests {
             Ast::Unary { op, x } => format!("({op} {})", sexpr(x)),
             Ast::Binary { op, l, r } => format!("({op} {} {})", sexpr(l), sexpr(r)),
             Ast::Cond { c, a, b } => format!("(? {} {} {})", sexpr(c), sexpr(a), sexpr(b)),
-            Ast::Let { name, value, body } => format!("(let {name} {} {})", sexpr(value), sexpr(body)),
-            Ast::Seq(items) => format!("(seq {})", items.iter().map(sexpr).collect::<Vec<_>>().join(" ")),
+            Ast::Let { name, value, body } => {
+                format!("(let {name} {} {})", sexpr(value), sexpr(body))
+            }
+            Ast::Seq(items) => format!(
+                "(seq {})",
+                items.iter().map(sexpr).collect::<Vec<_>>().join(" ")
+            ),
         }
     }
 
@@ -602,8 +824,14 @@ mod tests {
         assert_eq!(p("any(l, {.Name == 'x'})"), "any(l {(== #.Name \"x\")})");
         assert_eq!(p("{a: 1, 'b': 2}.a"), "{\"a\":1 \"b\":2}.a");
         assert_eq!(p("x | lower() | split(',')"), "split(lower(x) \",\")");
-        assert_eq!(p("let a = 1; let b = 2; a + b"), "(let a 1 (let b 2 (+ a b)))");
-        assert_eq!(p("(let u = lower(x); u contains 'a')"), "(let u lower(x) (contains u \"a\"))");
+        assert_eq!(
+            p("let a = 1; let b = 2; a + b"),
+            "(let a 1 (let b 2 (+ a b)))"
+        );
+        assert_eq!(
+            p("(let u = lower(x); u contains 'a')"),
+            "(let u lower(x) (contains u \"a\"))"
+        );
         assert_eq!(p("map(l, #index)"), "map(l #index)");
     }
 
@@ -616,7 +844,7 @@ mod tests {
         assert!(e.message.contains("cannot be mixed"), "{e}");
         assert!(parse("").is_err());
         assert!(parse(&"(".repeat(1000)).is_err());
-        assert!(parse(&"1+".repeat(5000).trim_end_matches('+')).is_err());
+        assert!(parse("1+".repeat(5000).trim_end_matches('+')).is_err());
         assert!(parse(&format!("a{}", ".b".repeat(5000))).is_err());
         assert!(parse(&"-".repeat(5000)).is_err());
     }

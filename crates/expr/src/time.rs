@@ -25,13 +25,17 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let n: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ns" => NS,
             "us" | "µs" | "μs" => US,
@@ -186,7 +190,9 @@ fn tokenize_layout(layout: &str) -> Vec<Tok> {
     let b = layout.as_bytes();
     'outer: while i < layout.len() {
         // Fractional seconds: a '.' or ',' followed by 0s or 9s, not followed by a digit.
-        if (b[i] == b'.' || b[i] == b',') && i + 1 < b.len() && (b[i + 1] == b'0' || b[i + 1] == b'9')
+        if (b[i] == b'.' || b[i] == b',')
+            && i + 1 < b.len()
+            && (b[i + 1] == b'0' || b[i + 1] == b'9')
         {
             let d = b[i + 1];
             let mut j = i + 1;
@@ -236,7 +242,15 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 
 fn take_digits(s: &str, min: usize, max: usize) -> Option<(i64, &str)> {
     let n = s.bytes().take(max).take_while(u8::is_ascii_digit).count();
@@ -514,16 +528,31 @@ mod tests {
     #[test]
     fn layouts_parse_and_format() {
         let utc = FixedOffset::east_opt(0).unwrap();
-        let t = parse_with_layout("2006-01-02T15:04:05Z07:00", "2021-03-04T05:06:07+02:00", utc)
-            .unwrap();
+        let t = parse_with_layout(
+            "2006-01-02T15:04:05Z07:00",
+            "2021-03-04T05:06:07+02:00",
+            utc,
+        )
+        .unwrap();
         assert_eq!(t.to_rfc3339(), "2021-03-04T05:06:07+02:00");
-        let t = parse_with_layout("02/Jan/2006:15:04:05 -0700", "10/Oct/2000:13:55:36 -0700", utc)
-            .unwrap();
-        assert_eq!(format_with_layout("2006-01-02T15:04:05Z07:00", &t), "2000-10-10T13:55:36-07:00");
+        let t = parse_with_layout(
+            "02/Jan/2006:15:04:05 -0700",
+            "10/Oct/2000:13:55:36 -0700",
+            utc,
+        )
+        .unwrap();
+        assert_eq!(
+            format_with_layout("2006-01-02T15:04:05Z07:00", &t),
+            "2000-10-10T13:55:36-07:00"
+        );
         let t = parse_with_layout("Jan _2 15:04:05", "Jan  2 01:02:03", utc).unwrap();
         assert_eq!(format_with_layout("01-02 15:04:05", &t), "01-02 01:02:03");
-        let t = parse_with_layout("2006-01-02 15:04:05.999999999", "2021-01-01 00:00:00.25", utc)
-            .unwrap();
+        let t = parse_with_layout(
+            "2006-01-02 15:04:05.999999999",
+            "2021-01-01 00:00:00.25",
+            utc,
+        )
+        .unwrap();
         assert_eq!(t.timestamp_subsec_millis(), 250);
         assert!(parse_with_layout("2006-01-02", "2021-13-01", utc).is_none());
         assert!(parse_with_layout("2006-01-02", "2021-01-01 trailing", utc).is_none());

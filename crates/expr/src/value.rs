@@ -40,7 +40,7 @@ pub enum Value<'a> {
     /// A host object (an event, an alert, a map owned by the host...).
     Obj(&'a dyn Object),
     /// A host object owned by the value itself (returned by helpers).
-    Shared(Arc<dyn Object + Send + Sync>),
+    Shared(Arc<dyn Object>),
     /// Go `time.Duration`, in nanoseconds.
     Duration(i64),
     /// Go `time.Time`.
@@ -137,9 +137,13 @@ impl<'a> Value<'a> {
             Value::Float(f) => Value::Float(f),
             Value::Str(s) => Value::String(s.into()),
             Value::String(s) => Value::String(s),
-            Value::List(l) => Value::List(Arc::new(l.iter().map(|v| v.clone().into_owned()).collect())),
+            Value::List(l) => {
+                Value::List(Arc::new(l.iter().map(|v| v.clone().into_owned()).collect()))
+            }
             Value::Map(m) => Value::Map(Arc::new(
-                m.iter().map(|(k, v)| (k.clone(), v.clone().into_owned())).collect(),
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into_owned()))
+                    .collect(),
             )),
             Value::Obj(o) => o.to_value(),
             Value::Shared(o) => Value::Shared(o),
@@ -159,6 +163,11 @@ impl<'a> Value<'a> {
             Value::Shared(o) => o.len(),
             _ => None,
         }
+    }
+
+    /// Whether `len()` is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
     }
 
     /// The elements of a list or list-like object; `None` for anything else.
@@ -312,7 +321,11 @@ pub fn format_go_float(x: f64) -> String {
         return "NaN".into();
     }
     if x.is_infinite() {
-        return if x > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if x > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let abs = x.abs();
     if abs != 0.0 && !(1e-4..1e21).contains(&abs) {

@@ -1,59 +1,87 @@
 //! A small host environment shaped like CrowdSec's event, for tests.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use expr::{
     Env, EvalError, FieldDesc, FieldType, Functions, Map, Missing, Object, TypeDesc, Value,
 };
 
-pub static LINE: TypeDesc = TypeDesc {
+pub(crate) static LINE: TypeDesc = TypeDesc {
     name: "Line",
     fields: &[
-        FieldDesc { name: "Raw", slot: 0, ty: FieldType::Str },
-        FieldDesc { name: "Labels", slot: 1, ty: FieldType::StrMap },
+        FieldDesc {
+            name: "Raw",
+            slot: 0,
+            ty: FieldType::Str,
+        },
+        FieldDesc {
+            name: "Labels",
+            slot: 1,
+            ty: FieldType::StrMap,
+        },
     ],
     methods: &[],
 };
 
-pub static EVENT: TypeDesc = TypeDesc {
+pub(crate) static EVENT: TypeDesc = TypeDesc {
     name: "Event",
     fields: &[
-        FieldDesc { name: "Meta", slot: 0, ty: FieldType::StrMap },
-        FieldDesc { name: "Parsed", slot: 1, ty: FieldType::StrMap },
-        FieldDesc { name: "Unmarshaled", slot: 2, ty: FieldType::AnyMap },
-        FieldDesc { name: "Line", slot: 3, ty: FieldType::Obj(&LINE) },
-        FieldDesc { name: "Type", slot: 4, ty: FieldType::Int },
+        FieldDesc {
+            name: "Meta",
+            slot: 0,
+            ty: FieldType::StrMap,
+        },
+        FieldDesc {
+            name: "Parsed",
+            slot: 1,
+            ty: FieldType::StrMap,
+        },
+        FieldDesc {
+            name: "Unmarshaled",
+            slot: 2,
+            ty: FieldType::AnyMap,
+        },
+        FieldDesc {
+            name: "Line",
+            slot: 3,
+            ty: FieldType::Obj(&LINE),
+        },
+        FieldDesc {
+            name: "Type",
+            slot: 4,
+            ty: FieldType::Int,
+        },
     ],
     methods: &["GetMeta", "GetType"],
 };
 
 #[derive(Debug, Default)]
-pub struct AnyMap(pub RefCell<Map<'static>>);
+pub(crate) struct AnyMap(pub(crate) Mutex<Map<'static>>);
 
 impl Object for AnyMap {
     fn type_name(&self) -> &'static str {
         "map[string]interface {}"
     }
     fn get(&self, key: &str) -> Option<Value<'_>> {
-        self.0.borrow().get(key).cloned()
+        self.0.lock().unwrap().get(key).cloned()
     }
     fn missing(&self) -> Missing {
         Missing::Nil
     }
     fn len(&self) -> Option<usize> {
-        Some(self.0.borrow().len())
+        Some(self.0.lock().unwrap().len())
     }
     fn set(&self, key: &str, value: Value<'static>) -> Result<(), EvalError> {
-        self.0.borrow_mut().insert(key.to_owned(), value);
+        self.0.lock().unwrap().insert(key.to_owned(), value);
         Ok(())
     }
 }
 
 #[derive(Debug, Default)]
-pub struct Line {
-    pub raw: String,
-    pub labels: HashMap<String, String>,
+pub(crate) struct Line {
+    pub(crate) raw: String,
+    pub(crate) labels: HashMap<String, String>,
 }
 
 impl Object for Line {
@@ -75,11 +103,11 @@ impl Object for Line {
 }
 
 #[derive(Debug, Default)]
-pub struct Event {
-    pub meta: HashMap<String, String>,
-    pub parsed: HashMap<String, String>,
-    pub unmarshaled: AnyMap,
-    pub line: Line,
+pub(crate) struct Event {
+    pub(crate) meta: HashMap<String, String>,
+    pub(crate) parsed: HashMap<String, String>,
+    pub(crate) unmarshaled: AnyMap,
+    pub(crate) line: Line,
 }
 
 impl Object for Event {
@@ -101,7 +129,11 @@ impl Object for Event {
             _ => Value::Int(0),
         }
     }
-    fn call<'s>(&'s self, method: &str, args: &[Value<'s>]) -> Option<Result<Value<'s>, EvalError>> {
+    fn call<'s>(
+        &'s self,
+        method: &str,
+        args: &[Value<'s>],
+    ) -> Option<Result<Value<'s>, EvalError>> {
         match method {
             "GetMeta" => Some(match args.first().and_then(Value::as_str) {
                 Some(k) => Ok(Value::Str(self.meta.get(k).map_or("", String::as_str))),
@@ -113,7 +145,7 @@ impl Object for Event {
     }
 }
 
-pub fn sample_event() -> Event {
+pub(crate) fn sample_event() -> Event {
     let mut e = Event::default();
     for (k, v) in [
         ("log_type", "ssh_failed-auth"),
@@ -123,7 +155,11 @@ pub fn sample_event() -> Event {
     ] {
         e.meta.insert(k.into(), v.into());
     }
-    for (k, v) in [("program", "sshd"), ("verb", "GET"), ("request", "/wp-login.php?a=1")] {
+    for (k, v) in [
+        ("program", "sshd"),
+        ("verb", "GET"),
+        ("request", "/wp-login.php?a=1"),
+    ] {
         e.parsed.insert(k.into(), v.into());
     }
     e.line.raw = "Jan  1 00:00:00 host sshd[1]: Failed password".into();
@@ -131,16 +167,19 @@ pub fn sample_event() -> Event {
     e
 }
 
-pub fn env() -> Env {
+pub(crate) fn env() -> Env {
     let mut funcs = Functions::new();
-    //TMP
+    expr::crowdsec::register(
+        &mut funcs,
+        std::sync::Arc::new(expr::crowdsec::HelperContext::new()),
+    );
     Env::new(funcs)
         .var("evt", FieldType::Obj(&EVENT))
         .var("n", FieldType::Any)
         .var("list", FieldType::Any)
 }
 
-pub fn vars(evt: &Event) -> [Value<'_>; 3] {
+pub(crate) fn vars(evt: &Event) -> [Value<'_>; 3] {
     [
         Value::Obj(evt),
         Value::Nil,

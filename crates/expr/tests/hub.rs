@@ -34,16 +34,19 @@ fn hub_dir() -> Option<PathBuf> {
 
 fn functions() -> Functions {
     let mut funcs = Functions::new();
-    //TMP
+    expr::crowdsec::register(&mut funcs, Arc::new(expr::crowdsec::HelperContext::new()));
     for (name, owner) in HOST_FUNCTIONS {
         let msg = format!("{name} is provided by the {owner} crate at run time");
-        funcs.register(name, Arity::AtLeast(0), false, move |_| Err(EvalError::new(msg.clone())));
+        funcs.register(name, Arity::AtLeast(0), false, move |_| {
+            Err(EvalError::new(msg.clone()))
+        });
     }
     funcs
 }
 
 fn env_with(vars: &[&str]) -> Env {
-    vars.iter().fold(Env::new(functions()), |env, v| env.var(v, FieldType::Any))
+    vars.iter()
+        .fold(Env::new(functions()), |env, v| env.var(v, FieldType::Any))
 }
 
 struct Found {
@@ -54,9 +57,11 @@ struct Found {
 
 fn push_str(out: &mut Vec<Found>, file: &str, context: &'static str, v: Option<&J>) {
     match v {
-        Some(J::String(s)) if !s.trim().is_empty() => {
-            out.push(Found { file: file.to_owned(), context, expr: s.clone() })
-        }
+        Some(J::String(s)) if !s.trim().is_empty() => out.push(Found {
+            file: file.to_owned(),
+            context,
+            expr: s.clone(),
+        }),
         Some(J::Array(items)) => {
             for i in items {
                 push_str(out, file, context, Some(i));
@@ -115,12 +120,17 @@ fn scenario(out: &mut Vec<Found>, file: &str, s: &J) {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
             walk(&p, out);
-        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "assert")) {
+        } else if matches!(
+            p.extension().and_then(|x| x.to_str()),
+            Some("yaml" | "yml" | "assert")
+        ) {
             out.push(p);
         }
     }
@@ -139,7 +149,11 @@ fn collect(hub: &Path) -> (Vec<Found>, Vec<String>) {
         let text = std::fs::read_to_string(&f).unwrap();
         if rel.ends_with(".assert") {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                found.push(Found { file: rel.clone(), context: "assert", expr: line.to_owned() });
+                found.push(Found {
+                    file: rel.clone(),
+                    context: "assert",
+                    expr: line.to_owned(),
+                });
             }
             continue;
         }
@@ -194,7 +208,11 @@ fn every_hub_expression_compiles() {
         return;
     };
     let (found, load_errors) = collect(&hub);
-    assert!(load_errors.is_empty(), "hub YAML that does not load:\n{}", load_errors.join("\n"));
+    assert!(
+        load_errors.is_empty(),
+        "hub YAML that does not load:\n{}",
+        load_errors.join("\n")
+    );
     let envs = [
         ("evt", env_with(&["evt"])),
         ("condition", env_with(&["evt", "queue", "leaky"])),
@@ -207,10 +225,18 @@ fn every_hub_expression_compiles() {
     let mut ok = 0;
     let mut excused = 0;
     for f in &found {
-        let env = &envs.iter().find(|(n, _)| *n == f.context).expect("context").1;
+        let env = &envs
+            .iter()
+            .find(|(n, _)| *n == f.context)
+            .expect("context")
+            .1;
         match env.compile(&f.expr) {
             Ok(_) => ok += 1,
-            Err(_) if unsupported.iter().any(|(file, e)| *file == f.file && *e == f.expr) => {
+            Err(_)
+                if unsupported
+                    .iter()
+                    .any(|(file, e)| *file == f.file && *e == f.expr) =>
+            {
                 excused += 1
             }
             Err(e) => failures.push(format!("{}: {e}", f.file)),
@@ -219,6 +245,14 @@ fn every_hub_expression_compiles() {
     let total = found.len();
     println!("{ok}/{total} expressions compile ({excused} known unsupported)");
     let non_assert = found.iter().filter(|f| f.context != "assert").count();
-    assert!(non_assert > 1500, "only {non_assert} hub expressions found: the walk is broken");
-    assert!(failures.is_empty(), "{} expressions fail to compile:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        non_assert > 1500,
+        "only {non_assert} hub expressions found: the walk is broken"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} expressions fail to compile:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

@@ -26,13 +26,20 @@ fn check_line(line: &str) -> Result<(), String> {
     } else {
         got == want
     };
-    if ok { Ok(()) } else { Err(format!("{src}\n    want: {want}\n    got:  {got}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{src}\n    want: {want}\n    got:  {got}"))
+    }
 }
 
 #[test]
 fn semantics_cases() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut failures = Vec::new();
     let mut count = 0;
@@ -44,18 +51,29 @@ fn semantics_cases() {
             }
             count += 1;
             if let Err(e) = check_line(line) {
-                failures.push(format!("{}:{}: {e}", f.file_name().unwrap().to_string_lossy(), i + 1));
+                failures.push(format!(
+                    "{}:{}: {e}",
+                    f.file_name().unwrap().to_string_lossy(),
+                    i + 1
+                ));
             }
         }
     }
     println!("{count} semantics cases, {} failed", failures.len());
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(count > 100, "too few cases found in {}", dir.display());
 }
 
 #[test]
 fn compile_errors_point_at_the_problem() {
-    let e = env().compile("evt.Meta.log_type == 'x' &&\n  evt.Metaa.y == 'z'").unwrap_err();
+    let e = env()
+        .compile("evt.Meta.log_type == 'x' &&\n  evt.Metaa.y == 'z'")
+        .unwrap_err();
     assert_eq!((e.line, e.column), (2, 6));
     let shown = e.to_string();
     assert!(shown.contains("type Event has no field Metaa"), "{shown}");
@@ -80,6 +98,9 @@ fn long_chains_compile_and_run_within_the_stack() {
     let p = env.compile(&src).unwrap();
     assert_eq!(p.run_bool(&vars(&evt)), Ok(false));
     let src = vec!["1"; 99].join(" + ");
-    assert_eq!(env.compile(&src).unwrap().run(&vars(&evt)), Ok(expr::Value::Int(99)));
+    assert_eq!(
+        env.compile(&src).unwrap().run(&vars(&evt)),
+        Ok(expr::Value::Int(99))
+    );
     assert!(env.compile(&vec!["1"; 200].join(" + ")).is_err());
 }
