@@ -139,6 +139,12 @@ impl Grok {
         })
     }
 
+    /// Process-unique identity of this compiled pattern (clones share it), for callers that
+    /// keep one [`Captures`] per pattern.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The grok pattern this was compiled from.
     pub fn pattern(&self) -> &str {
         &self.pattern

@@ -1,0 +1,73 @@
+//! Command-line interface, one module per noun as in cscli.
+
+mod explain;
+mod hubtest;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Rampart: collaborative intrusion prevention, compatible with CrowdSec content and bouncers.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// Tables and text for people.
+    Human,
+    /// JSON for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run hub test cases (cscli hubtest format).
+    Hubtest {
+        #[command(subcommand)]
+        action: HubtestAction,
+    },
+    /// Show how log lines go through the parser stages.
+    Explain(explain::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum HubtestAction {
+    /// Run test cases and report pass/fail per case.
+    Run {
+        /// Hub directory (holds .index.json, parsers/, patterns/, data/).
+        #[arg(long)]
+        hub: PathBuf,
+        /// Folder of test cases (default: HUB/tests).
+        #[arg(long)]
+        tests: Option<PathBuf>,
+        /// Only these cases.
+        names: Vec<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: Output,
+    },
+}
+
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Hubtest {
+            action:
+                HubtestAction::Run {
+                    hub,
+                    tests,
+                    names,
+                    output,
+                },
+        } => {
+            let tests = tests.unwrap_or_else(|| hub.join("tests"));
+            hubtest::run(&hub, &tests, &names, output)
+        }
+        Command::Explain(args) => explain::run(args),
+    }
+}
