@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use parse::hubtest::Hub;
+use hub::Hub;
 use parse::{Event, ExpectMode, Line, ParserFile, Parsers};
 
 const LINES: usize = 20_000;
@@ -24,7 +24,9 @@ fn load(hub: &Hub, names: &[&str]) -> Parsers {
         .iter()
         .map(|n| ParserFile::from_hub_path(&hub.item_path("parsers", n).unwrap()).unwrap())
         .collect();
-    Parsers::load(hub.ctx().unwrap(), &files).unwrap()
+    let root = hub.root();
+    let ctx = parse::Ctx::new(Some(&root.join("patterns")), Some(&root.join("data"))).unwrap();
+    Parsers::load(ctx, &files).unwrap()
 }
 
 fn lines(path: &Path, n: usize) -> Vec<String> {

@@ -145,6 +145,13 @@ pub struct Event {
     pub marshaled_time: String,
     /// False once the event is dropped.
     pub process: bool,
+    /// The overflow an overflow event carries (`evt.Overflow`). The detect crate fills it; this
+    /// crate only exposes it, so postoverflow parsers can read `evt.Overflow.Alert...`.
+    pub overflow: Option<std::sync::Arc<dyn Object>>,
+    /// Statics that target `evt.Overflow.…` (postoverflows such as `ipv6_to_range` rewrite the
+    /// alert source): recorded here as (path below `Overflow`, value) for the owner of the
+    /// overflow to apply.
+    pub overflow_edits: Vec<(String, String)>,
     /// `evt.SetMeta` / `evt.SetParsed` calls made during an evaluation, applied after it (an
     /// expression only borrows the event).
     pub(crate) pending: Pending,
@@ -165,6 +172,34 @@ impl Event {
             expect_mode: mode,
             process: true,
             ..Default::default()
+        }
+    }
+
+    /// The IPs this event is about, as CrowdSec's `ParseIPSources`: `Meta.source_ip` for a log
+    /// event, the `IP` of every source for an overflow.
+    pub fn ip_sources(&self) -> Vec<String> {
+        match (&self.kind, &self.overflow) {
+            (EventType::Overflow, Some(ov)) => {
+                let Some(Value::Obj(sources)) = ov.get("Sources") else {
+                    return Vec::new();
+                };
+                sources
+                    .keys()
+                    .iter()
+                    .filter_map(|k| k.as_str().and_then(|k| sources.get(k)))
+                    .filter_map(|src| match src {
+                        Value::Obj(o) => o.get("IP").and_then(|ip| ip.as_str().map(str::to_owned)),
+                        _ => None,
+                    })
+                    .filter(|ip| !ip.is_empty())
+                    .collect()
+            }
+            _ => self
+                .meta
+                .get("source_ip")
+                .filter(|ip| !ip.is_empty())
+                .map(|ip| vec![ip.clone()])
+                .unwrap_or_default(),
         }
     }
 
@@ -207,6 +242,10 @@ impl Event {
         match (head, rest) {
             ("Parsed", k) if !k.is_empty() => {
                 self.parsed.insert(k.to_owned(), value);
+                true
+            }
+            ("Overflow", k) if !k.is_empty() && self.overflow.is_some() => {
+                self.overflow_edits.push((k.to_owned(), value));
                 true
             }
             ("Meta", k) if !k.is_empty() => {
@@ -370,6 +409,7 @@ impl Object for Event {
             12 => Value::Str(&self.str_time_format),
             13 => Value::Str(&self.marshaled_time),
             14 => Value::Bool(self.process),
+            15 => self.overflow.as_deref().map_or(Value::Nil, Value::Obj),
             _ => Value::Nil,
         }
     }
@@ -403,11 +443,7 @@ impl Object for Event {
                 Ok(Value::Bool(true))
             })(),
             "ParseIPSources" => Ok(Value::list(
-                self.meta
-                    .get("source_ip")
-                    .filter(|ip| !ip.is_empty())
-                    .map(|ip| vec![Value::Str(ip.as_str())])
-                    .unwrap_or_default(),
+                self.ip_sources().into_iter().map(Value::string).collect(),
             )),
             _ => return None,
         })

@@ -2,8 +2,7 @@
 //!
 //! Main types: [`Event`] (with its expression view, CrowdSec's field names), [`Ctx`] (grok
 //! library, expression environment, helpers, enrichers), [`Parsers`] (compiled stages of nodes
-//! loaded from CrowdSec parser YAML, unchanged), [`Trace`] (what `rampart explain` prints) and the
-//! hub-test runner in [`hubtest`].
+//! loaded from CrowdSec parser YAML, unchanged) and [`Trace`] (what `rampart explain` prints).
 //!
 //! This crate knows nothing of buckets, alerts or the LAPI: its output is a parsed [`Event`].
 
@@ -11,7 +10,6 @@ pub mod config;
 pub mod enrich;
 mod error;
 mod event;
-pub mod hubtest;
 mod loader;
 mod node;
 mod pipeline;

@@ -140,7 +140,17 @@ impl Ctx {
 
     /// Loads the `data:` files a node refers to from the data directory.
     fn load_data(&self, cfg: &NodeConfig, at: &str) -> Result<(), ParseError> {
-        for d in &cfg.data {
+        self.load_data_entries(&cfg.data, at)
+    }
+
+    /// Loads the `data:` entries of an item (parser or scenario) so that `File()` and friends
+    /// see them; must happen before expressions using them are compiled.
+    pub fn load_data_entries(
+        &self,
+        entries: &[crate::config::DataConfig],
+        at: &str,
+    ) -> Result<(), ParseError> {
+        for d in entries {
             let Some(dir) = &self.data_dir else {
                 return Err(ParseError::Invalid {
                     at: at.to_owned(),
@@ -167,7 +177,10 @@ impl Ctx {
                 }
             };
             self.helpers
-                .load_data_file(&find_data_file(dir, &d.dest_file), kind)
+                .load_data_file(
+                    &find_data_file(dir, &d.dest_file, d.source_url.as_deref()),
+                    kind,
+                )
                 .map_err(|e| ParseError::Invalid {
                     at: format!("{at}: data {}", d.dest_file),
                     message: e.to_string(),
@@ -179,10 +192,21 @@ impl Ctx {
 
 /// Data files live in the data directory or, in a hub checkout, one folder below it
 /// (`data/web/bad_user_agents.txt`).
-fn find_data_file(dir: &Path, name: &str) -> PathBuf {
+fn find_data_file(dir: &Path, name: &str, source_url: Option<&str>) -> PathBuf {
     let direct = dir.join(name);
     if direct.is_file() {
         return direct;
+    }
+    // A hub checkout stores data under the name of its download URL, which is not always the
+    // `dest_file` it is installed as (`path_traversal.txt` → `http_path_traversal.txt`).
+    if let Some(url_name) = source_url
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|n| !n.is_empty() && *n != name)
+    {
+        let p = find_data_file(dir, url_name, None);
+        if p.is_file() {
+            return p;
+        }
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {

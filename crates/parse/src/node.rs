@@ -87,7 +87,7 @@ fn value_to_static_string(v: &serde_json::Value) -> String {
 
 impl Node {
     /// Compiles a node; `where_` names the file for errors.
-    pub(crate) fn compile(
+    pub fn compile(
         cfg: &NodeConfig,
         ctx: &mut Ctx,
         where_: &str,
@@ -224,7 +224,7 @@ impl Node {
     }
 
     /// Applies only the node's statics (used for hub tests' `override_statics`).
-    pub(crate) fn apply_statics_only(&self, evt: &mut Event, ctx: &Ctx) {
+    pub fn apply_statics_only(&self, evt: &mut Event, ctx: &Ctx) {
         apply_statics(&self.statics, evt, ctx);
     }
 
@@ -436,10 +436,7 @@ fn run_bool(p: &Program, evt: &mut Event, ctx: &Ctx) -> bool {
 impl Whitelist {
     fn matches(&self, evt: &mut Event, ctx: &Ctx) -> bool {
         if !self.ips.is_empty() || !self.nets.is_empty() {
-            let sources: Vec<String> = match evt.meta.get("source_ip") {
-                Some(ip) => vec![ip.clone()],
-                None => Vec::new(),
-            };
+            let sources = evt.ip_sources();
             for s in &sources {
                 if let Ok(ip) = s.parse::<IpAddr>()
                     && (self.ips.contains(&ip) || self.nets.iter().any(|n| n.contains(&ip)))

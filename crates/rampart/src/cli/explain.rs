@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use parse::{Event, ExpectMode, Line, ParserFile, Parsers, Trace};
+use parse::{Event, ExpectMode, Line, Trace};
 
 /// Arguments of `rampart explain`.
 #[derive(Debug, clap::Args)]
@@ -19,33 +19,11 @@ pub(crate) struct Args {
     #[arg(long = "type")]
     log_type: String,
     /// Content directory with parsers/ and patterns/ (CrowdSec hub layout).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../hub"))]
+    #[arg(long, default_value_os_t = super::content::default_hub())]
     hub: PathBuf,
     /// Also list the parsers whose filter did not accept the line.
     #[arg(short, long)]
     verbose: bool,
-}
-
-fn parser_files(hub: &std::path::Path) -> anyhow::Result<Vec<ParserFile>> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-        for e in std::fs::read_dir(dir)? {
-            let p = e?.path();
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut paths = Vec::new();
-    let dir = hub.join("parsers");
-    walk(&dir, &mut paths)
-        .with_context(|| format!("cannot read parsers from {}", dir.display()))?;
-    Ok(paths
-        .iter()
-        .filter_map(|p| ParserFile::from_hub_path(p))
-        .collect())
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -58,16 +36,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Some(l)) => vec![l.clone()],
         (None, None) => anyhow::bail!("give a log file with --file or a line with --log"),
     };
-    let data = args.hub.join("data");
-    let ctx = parse::Ctx::new(Some(&args.hub.join("patterns")), Some(&data))?;
-    let parsers = Parsers::load(ctx, &parser_files(&args.hub)?).map_err(|errs| {
-        anyhow::anyhow!(
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let parsers = super::content::parsers(&args.hub, "parsers")?;
     let src = args
         .file
         .as_ref()

@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use ::hubtest::Half;
 use anyhow::Context;
-use parse::hubtest::{self, Half, Hub};
+use hub::Hub;
 
 use super::Output;
 
@@ -17,7 +18,7 @@ pub(crate) fn run(
     let hub = Hub::open(hub_dir)
         .map_err(anyhow::Error::msg)
         .context("cannot open the hub")?;
-    let cases = hubtest::list_cases(tests, names).map_err(anyhow::Error::msg)?;
+    let cases = ::hubtest::list_cases(tests, names).map_err(anyhow::Error::msg)?;
     if cases.is_empty() {
         anyhow::bail!(
             "no test case found in {} (a case is a folder with config.yaml)",
@@ -26,7 +27,7 @@ pub(crate) fn run(
     }
     let mut results = Vec::with_capacity(cases.len());
     for dir in &cases {
-        let r = hubtest::run_case(&hub, dir);
+        let r = ::hubtest::run_case(&hub, dir);
         if output == Output::Human {
             let mark = |h: Half| match h {
                 Half::Pass => "pass",

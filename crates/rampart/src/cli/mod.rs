@@ -1,7 +1,9 @@
 //! Command-line interface, one module per noun as in cscli.
 
+mod content;
 mod explain;
 mod hubtest;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +36,8 @@ enum Command {
     },
     /// Show how log lines go through the parser stages.
     Explain(explain::Args),
+    /// Replay a log through parsers and scenarios (time machine) and print the alerts.
+    Replay(replay::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,5 +73,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             hubtest::run(&hub, &tests, &names, output)
         }
         Command::Explain(args) => explain::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }

@@ -7,14 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use detect::{Detector, Overflow, ScenarioFile, Scenarios};
 use expr::{Env, FieldType, Map, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{NodeConfig, StaticConfig};
-use crate::event::{Event, ExpectMode, Line};
-use crate::loader::{Ctx, ParserFile, Parsers};
-use crate::node::Node;
-use crate::pipeline::Dump;
+use hub::Hub;
+use parse::Dump;
+use parse::Node;
+use parse::config::{NodeConfig, StaticConfig};
+use parse::{Ctx, Event, ExpectMode, Line, ParserFile, Parsers};
 
 /// `config.yaml` of a case.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,95 +82,18 @@ pub struct CaseResult {
     pub failures: Vec<String>,
 }
 
-/// The hub: its root folder and `.index.json`.
-#[derive(Debug)]
-pub struct Hub {
-    root: PathBuf,
-    index: serde_json::Value,
-}
-
-impl Hub {
-    /// Opens a hub directory (it must contain `.index.json`).
-    pub fn open(root: &Path) -> Result<Hub, String> {
-        let p = root.join(".index.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        let index = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-        Ok(Hub {
-            root: root.to_path_buf(),
-            index,
-        })
-    }
-
-    /// Hub root.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// Path of an item given by name (`crowdsecurity/sshd-logs`) or hub-relative path.
-    pub fn item_path(&self, kind: &str, item: &str) -> Result<PathBuf, String> {
-        if item.starts_with("./") || item.ends_with(".yaml") {
-            let rel = item.trim_start_matches("./");
-            let p = self.root.join(rel);
-            // The hub repository keeps its tests in `.tests/`; snapshots may name it `tests/`.
-            if !p.exists()
-                && let Some(rest) = rel.strip_prefix(".tests/")
-            {
-                let alt = self.root.join("tests").join(rest);
-                if alt.exists() {
-                    return Ok(alt);
-                }
-            }
-            return Ok(p);
-        }
-        self.index
-            .get(kind)
-            .and_then(|k| k.get(item))
-            .and_then(|i| i.get("path"))
-            .and_then(|p| p.as_str())
-            .map(|p| self.root.join(p))
-            .ok_or_else(|| format!("{kind} item {item:?} is not in the hub index"))
-    }
-
-    /// Expands collections (recursively) into their items of `kind`.
-    pub fn collection_items(
-        &self,
-        collection: &str,
-        kind: &str,
-        out: &mut BTreeSet<String>,
-        seen: &mut BTreeSet<String>,
-    ) {
-        if !seen.insert(collection.to_owned()) {
-            return;
-        }
-        let Some(c) = self
-            .index
-            .get("collections")
-            .and_then(|c| c.get(collection))
-        else {
-            return;
-        };
-        if let Some(items) = c.get(kind).and_then(|v| v.as_array()) {
-            out.extend(items.iter().filter_map(|v| v.as_str()).map(str::to_owned));
-        }
-        if let Some(subs) = c.get("collections").and_then(|v| v.as_array()) {
-            for s in subs.iter().filter_map(|v| v.as_str()) {
-                self.collection_items(s, kind, out, seen);
-            }
-        }
-    }
-
-    /// A parsing context over this hub's patterns and data files.
-    pub fn ctx(&self) -> Result<Ctx, String> {
-        let data = self.root.join("data");
-        Ctx::new(Some(&self.root.join("patterns")), Some(&data)).map_err(|e| e.to_string())
-    }
+/// A parsing context over a hub's patterns and data files.
+pub fn hub_ctx(hub: &Hub) -> Result<Ctx, String> {
+    let data = hub.root().join("data");
+    Ctx::new(Some(&hub.root().join("patterns")), Some(&data)).map_err(|e| e.to_string())
 }
 
 fn non_empty(items: &[String]) -> impl Iterator<Item = &String> {
     items.iter().filter(|s| !s.trim().is_empty())
 }
 
-/// Runs the parser half of one case folder.
+/// Runs one case folder: the parser half unless `ignore_parsers`, the scenario half when the
+/// case lists scenarios.
 pub fn run_case(hub: &Hub, dir: &Path) -> CaseResult {
     let name = dir
         .file_name()
@@ -190,32 +116,58 @@ pub fn run_case(hub: &Hub, dir: &Path) -> CaseResult {
             return result;
         }
     };
-    if non_empty(&cfg.scenarios).next().is_some() || !cfg.collections.is_empty() {
-        // The scenario half needs the detection engine, which this crate does not have.
-        result.scenario = Half::Fail;
-        result
-            .failures
-            .push("scenario.assert: the scenario half is not run by the parser engine".into());
-    }
-    if cfg.ignore_parsers {
+    let want_parser = !cfg.ignore_parsers;
+    let want_scenario =
+        non_empty(&cfg.scenarios).next().is_some() || non_empty(&cfg.collections).next().is_some();
+    if !want_parser && !want_scenario {
         return result;
     }
-    match parser_half(hub, dir, &cfg) {
-        Ok(failures) if failures.is_empty() => result.parser = Half::Pass,
-        Ok(failures) => {
-            result.parser = Half::Fail;
-            result.failures.splice(0..0, failures);
+    let replayed = match replay(hub, dir, &cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            if want_parser {
+                result.parser = Half::Fail;
+            }
+            if want_scenario {
+                result.scenario = Half::Fail;
+            }
+            result.failures.push(e);
+            return result;
+        }
+    };
+    let mut record = |half: &mut Half, outcome: Result<Vec<String>, String>| match outcome {
+        Ok(f) if f.is_empty() => *half = Half::Pass,
+        Ok(f) => {
+            *half = Half::Fail;
+            result.failures.extend(f);
         }
         Err(e) => {
-            result.parser = Half::Fail;
-            result.failures.insert(0, e);
+            *half = Half::Fail;
+            result.failures.push(e);
         }
+    };
+    let mut parser = Half::Absent;
+    let mut scenario = Half::Absent;
+    if want_parser {
+        record(&mut parser, parser_half(dir, &replayed));
     }
+    if want_scenario {
+        record(&mut scenario, scenario_half(hub, dir, &cfg, &replayed));
+    }
+    result.parser = parser;
+    result.scenario = scenario;
     result
 }
 
-/// Loads the case's parsers and replays its log; returns (dump, parsers) for assertions.
-fn replay(hub: &Hub, dir: &Path, cfg: &CaseConfig) -> Result<(Dump, Parsers), String> {
+/// A replayed log: what the parsers recorded, and the events that left them.
+struct Replayed {
+    dump: Dump,
+    parsers: Parsers,
+    events: Vec<Event>,
+}
+
+/// Loads the case's parsers and replays its log in time-machine mode.
+fn replay(hub: &Hub, dir: &Path, cfg: &CaseConfig) -> Result<Replayed, String> {
     let mut names: BTreeSet<String> = non_empty(&cfg.parsers).cloned().collect();
     let mut seen = BTreeSet::new();
     for c in non_empty(&cfg.collections) {
@@ -229,7 +181,7 @@ fn replay(hub: &Hub, dir: &Path, cfg: &CaseConfig) -> Result<(Dump, Parsers), St
                 .ok_or_else(|| format!("{}: cannot tell its stage", p.display()))?,
         );
     }
-    let mut ctx = hub.ctx()?;
+    let mut ctx = hub_ctx(hub)?;
     let overrides = if cfg.override_statics.is_empty() {
         None
     } else {
@@ -240,12 +192,7 @@ fn replay(hub: &Hub, dir: &Path, cfg: &CaseConfig) -> Result<(Dump, Parsers), St
         };
         Some(Node::compile(&node_cfg, &mut ctx, "config.yaml", None).map_err(|e| e.to_string())?)
     };
-    let parsers = Parsers::load(ctx, &files).map_err(|errs| {
-        errs.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    let parsers = Parsers::load(ctx, &files).map_err(join_errors)?;
     let log_path = dir.join(&cfg.log_file);
     let text =
         std::fs::read_to_string(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
@@ -253,6 +200,7 @@ fn replay(hub: &Hub, dir: &Path, cfg: &CaseConfig) -> Result<(Dump, Parsers), St
         cfg.labels.clone().into_iter().collect();
     labels.insert("type".into(), cfg.log_type.clone());
     let mut dump = Dump::new();
+    let mut events = Vec::new();
     for raw in text.lines() {
         if raw.trim().is_empty() {
             continue;
@@ -269,33 +217,123 @@ fn replay(hub: &Hub, dir: &Path, cfg: &CaseConfig) -> Result<(Dump, Parsers), St
         if let Some(o) = &overrides {
             o.apply_statics_only(&mut evt, parsers.ctx());
         }
-        parsers.parse_dumped(&mut evt, &mut dump);
+        if parsers.parse_dumped(&mut evt, &mut dump) {
+            events.push(evt);
+        }
     }
-    Ok((dump, parsers))
+    Ok(Replayed {
+        dump,
+        parsers,
+        events,
+    })
 }
 
-fn parser_half(hub: &Hub, dir: &Path, cfg: &CaseConfig) -> Result<Vec<String>, String> {
-    let asserts = std::fs::read_to_string(dir.join("parser.assert")).unwrap_or_default();
-    let lines: Vec<&str> = asserts.lines().filter(|l| !l.trim().is_empty()).collect();
+fn join_errors<E: ToString>(errs: Vec<E>) -> String {
+    errs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_lines(path: &Path, what: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
     if lines.is_empty() {
-        return Err("parser.assert: empty (nothing would be checked)".into());
+        return Err(format!("{what}: empty (nothing would be checked)"));
     }
-    let (dump, parsers) = replay(hub, dir, cfg)?;
-    let results = results_value(&dump);
-    let env = Env::new(parsers.ctx().functions().clone()).var("results", FieldType::Any);
-    let vars = [results];
+    Ok(lines)
+}
+
+fn check(env: &Env, vars: &[Value<'_>], lines: &[String], what: &str) -> Vec<String> {
     let mut failures = Vec::new();
     for l in lines {
         match env.compile(l) {
-            Err(e) => failures.push(format!("parser.assert: {l}: {}", e.message)),
-            Ok(p) => match p.run(&vars) {
+            Err(e) => failures.push(format!("{what}: {l}: {}", e.message)),
+            Ok(p) => match p.run(vars) {
                 Ok(Value::Bool(true)) => {}
-                Ok(v) => failures.push(format!("parser.assert: {l}: got {v:?}")),
-                Err(e) => failures.push(format!("parser.assert: {l}: {}", e.message)),
+                Ok(v) => failures.push(format!("{what}: {l}: got {v:?}")),
+                Err(e) => failures.push(format!("{what}: {l}: {}", e.message)),
             },
         }
     }
-    Ok(failures)
+    failures
+}
+
+fn parser_half(dir: &Path, r: &Replayed) -> Result<Vec<String>, String> {
+    let lines = assert_lines(&dir.join("parser.assert"), "parser.assert")?;
+    let env = Env::new(r.parsers.ctx().functions().clone()).var("results", FieldType::Any);
+    Ok(check(
+        &env,
+        &[results_value(&r.dump)],
+        &lines,
+        "parser.assert",
+    ))
+}
+
+fn scenario_half(
+    hub: &Hub,
+    dir: &Path,
+    cfg: &CaseConfig,
+    r: &Replayed,
+) -> Result<Vec<String>, String> {
+    let lines = assert_lines(&dir.join("scenario.assert"), "scenario.assert")?;
+    let items = |kind: &str, listed: &[String]| -> Result<Vec<PathBuf>, String> {
+        let mut names: BTreeSet<String> = non_empty(listed).cloned().collect();
+        let mut seen = BTreeSet::new();
+        for c in non_empty(&cfg.collections) {
+            hub.collection_items(c, kind, &mut names, &mut seen);
+        }
+        names.iter().map(|n| hub.item_path(kind, n)).collect()
+    };
+    let files: Vec<ScenarioFile> = items("scenarios", &cfg.scenarios)?
+        .into_iter()
+        .map(ScenarioFile::new)
+        .collect();
+    let scenarios = Scenarios::load(r.parsers.ctx(), &files).map_err(join_errors)?;
+    let post_files = items("postoverflows", &cfg.postoverflows)?
+        .iter()
+        .map(|p| {
+            ParserFile::from_hub_path(p)
+                .ok_or_else(|| format!("{}: cannot tell its stage", p.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let post = if post_files.is_empty() {
+        None
+    } else {
+        Some(Parsers::load(hub_ctx(hub)?, &post_files).map_err(join_errors)?)
+    };
+    let mut detector = Detector::new(Arc::new(scenarios));
+    let mut overflows = Vec::new();
+    for evt in &r.events {
+        detector.pour(evt, &mut overflows);
+    }
+    let mut overflows: Vec<Overflow> = overflows
+        .into_iter()
+        .filter_map(|ov| match &post {
+            Some(p) => detect::postoverflow(p, ov, ExpectMode::TimeMachine),
+            None => Some(ov),
+        })
+        .collect();
+    // cscli hubtest orders results by scenario then sources, descending.
+    overflows.sort_by_cached_key(|o| {
+        std::cmp::Reverse(format!("{}{}", o.scenario, o.source_values().join("@")))
+    });
+    let events: Vec<Event> = overflows
+        .into_iter()
+        .map(|o| detect::overflow_event(o, ExpectMode::TimeMachine))
+        .collect();
+    let results = Value::list(
+        events
+            .iter()
+            .map(|e| Value::Obj(e as &dyn expr::Object))
+            .collect(),
+    );
+    let env = Env::new(r.parsers.ctx().functions().clone()).var("results", FieldType::Any);
+    Ok(check(&env, &[results], &lines, "scenario.assert"))
 }
 
 /// `results` as assertions see it, borrowing the dumped events.

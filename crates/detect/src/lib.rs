@@ -1,0 +1,23 @@
+//! Detection: CrowdSec scenarios (leaky buckets) over parsed events.
+//!
+//! [`Scenarios::load`] compiles scenario YAML unchanged; a [`Detector`] holds the live bucket
+//! instances and turns poured events into [`Overflow`]s carrying CrowdSec-shaped [`Alert`]s.
+//! Bucket clocks follow event timestamps in time-machine mode (replays, hub tests) and the wall
+//! clock in live mode. State can be dumped and restored so a restart does not reset counts.
+//!
+//! The crate reads [`parse::Event`]s and knows nothing of acquisition or the LAPI.
+
+mod alert;
+mod config;
+mod engine;
+mod error;
+mod limiter;
+mod scenario;
+mod state;
+
+pub use alert::{Alert, AlertEvent, MetaItem, Overflow, Source, Sources};
+pub use config::{BayesianCondition, ScenarioConfig, ScopeConfig};
+pub use engine::{Detector, Stats, overflow_event, postoverflow};
+pub use error::DetectError;
+pub use scenario::{BucketType, Scenario, ScenarioFile, Scenarios};
+pub use state::StateError;

@@ -1,0 +1,101 @@
+//! End-to-end: `rampart replay` and `rampart hubtest` on Rampart's own content and demo logs.
+//! The expected alerts were cross-checked with CrowdSec 1.4.6 replaying the same files with the
+//! same content (see demo/README.md).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn replay(log: &str, kind: &str) -> Vec<(String, String, i64)> {
+    let o = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["replay", "--file"])
+        .arg(repo().join("demo").join(log))
+        .args(["--type", kind, "-o", "json", "--hub"])
+        .arg(repo().join("hub"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut got: Vec<(String, String, i64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["scenario"].as_str().unwrap().to_owned(),
+                a["source"]["value"].as_str().unwrap().to_owned(),
+                a["events_count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+fn golden(name: &str, got: &[(String, String, i64)]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    let text: String = got
+        .iter()
+        .map(|(s, v, n)| format!("{s} {v} {n}\n"))
+        .collect();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        text,
+        want,
+        "{} differs (UPDATE_GOLDEN=1 rewrites it)",
+        path.display()
+    );
+}
+
+#[test]
+fn replay_of_demo_logs_gives_the_expected_alerts() {
+    golden("auth.log.alerts", &replay("auth.log", "syslog"));
+    golden(
+        "nginx-access.log.alerts",
+        &replay("nginx-access.log", "nginx"),
+    );
+    golden(
+        "apache-access.log.alerts",
+        &replay("apache-access.log", "apache2"),
+    );
+}
+
+#[test]
+fn own_hub_tests_pass() {
+    let o = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["hubtest", "run", "--hub"])
+        .arg(repo().join("hub"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+}
+
+#[test]
+fn replay_of_a_missing_file_is_a_clear_error() {
+    let o = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "replay",
+            "--file",
+            "/nonexistent/x.log",
+            "--type",
+            "syslog",
+            "--hub",
+        ])
+        .arg(repo().join("hub"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.log"));
+}
