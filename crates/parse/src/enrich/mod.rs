@@ -2,6 +2,7 @@
 
 pub mod date;
 pub mod geoip;
+pub mod rdns;
 
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use crate::event::{Event, ExpectMode};
 #[derive(Debug, Default)]
 pub struct Enrichers {
     geoip: geoip::GeoIp,
+    rdns: rdns::ReverseDns,
 }
 
 const METHODS: &[&str] = &[
@@ -22,6 +24,7 @@ const METHODS: &[&str] = &[
     "GeoIpCity",
     "GeoIpASN",
     "IpToRange",
+    "reverse_dns",
 ];
 
 impl Enrichers {
@@ -29,6 +32,7 @@ impl Enrichers {
     pub fn new(data_dir: Option<&Path>) -> Self {
         Enrichers {
             geoip: geoip::GeoIp::open(data_dir),
+            rdns: rdns::ReverseDns::default(),
         }
     }
 
@@ -54,6 +58,11 @@ impl Enrichers {
                 };
                 for (k, v) in out {
                     evt.enriched.insert(k.to_owned(), v);
+                }
+            }
+            "reverse_dns" => {
+                if let Some(name) = self.rdns.lookup(value) {
+                    evt.enriched.insert("reverse_dns".into(), name);
                 }
             }
             "UnmarshalJSON" => {
