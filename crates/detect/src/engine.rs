@@ -12,7 +12,7 @@ use parse::{Event, EventType, ExpectMode, Parsers};
 
 use crate::alert::{Alert, AlertEvent, MetaItem, Overflow, Source, Sources};
 use crate::limiter::Limiter;
-use crate::scenario::{BucketType, Scenario, Scenarios};
+use crate::scenario::{BucketType, Routed, Scenario, Scenarios};
 
 /// Counters, overall and per scenario (indexes follow [`Scenarios::iter`]).
 #[derive(Debug, Clone, Default)]
@@ -41,7 +41,7 @@ pub(crate) type Key = (u32, Box<str>);
 #[derive(Debug, Clone)]
 pub(crate) struct Instance {
     pub(crate) limiter: Limiter,
-    pub(crate) queue: VecDeque<Event>,
+    pub(crate) queue: VecDeque<Arc<Event>>,
     pub(crate) first: Option<DateTime<FixedOffset>>,
     pub(crate) last: Option<DateTime<FixedOffset>>,
     pub(crate) total: u64,
@@ -67,13 +67,13 @@ impl Instance {
         }
     }
 
-    fn push(&mut self, sc: &Scenario, evt: &Event) {
+    fn push(&mut self, sc: &Scenario, evt: &Arc<Event>) {
         if let Some(size) = sc.queue_size {
             while self.queue.len() > size {
                 self.queue.pop_front();
             }
         }
-        self.queue.push_back(evt.clone());
+        self.queue.push_back(Arc::clone(evt));
     }
 }
 
@@ -88,7 +88,8 @@ pub struct Detector {
     /// Latest event time seen in time-machine mode, the clock of garbage collection.
     log_clock_ns: i64,
     pours_since_gc: u32,
-    errors_logged: HashSet<(u32, &'static str)>,
+    candidates: Vec<u32>,
+    routed: Vec<Routed>,
 }
 
 fn ns(t: &DateTime<FixedOffset>) -> i64 {
@@ -123,7 +124,8 @@ impl Detector {
             instances: HashMap::new(),
             log_clock_ns: i64::MIN,
             pours_since_gc: 0,
-            errors_logged: HashSet::new(),
+            candidates: Vec::new(),
+            routed: Vec::new(),
         }
     }
 
@@ -144,19 +146,7 @@ impl Detector {
 
     fn runtime_error(&mut self, si: u32, field: &'static str, msg: &str) {
         self.stats.runtime_errors += 1;
-        if self.errors_logged.insert((si, field)) {
-            let name = self
-                .scenarios
-                .list
-                .get(si as usize)
-                .map_or("?", |s| s.name.as_str());
-            tracing::warn!(
-                scenario = name,
-                field,
-                error = msg,
-                "scenario expression failed"
-            );
-        }
+        self.scenarios.runtime_error(si, field, msg);
     }
 
     /// Pours a parsed event with the wall clock as "now"; returns the overflows it caused.
@@ -171,68 +161,41 @@ impl Detector {
         now: DateTime<FixedOffset>,
         out: &mut Vec<Overflow>,
     ) -> bool {
-        if evt.whitelisted {
-            return false;
-        }
-        let scenarios = Arc::clone(&self.scenarios);
-        let mut poured = false;
-        let event_time = match evt.expect_mode {
-            ExpectMode::TimeMachine => DateTime::parse_from_rfc3339(&evt.marshaled_time).ok(),
-            ExpectMode::Live => Some(now),
-        };
-        if let (ExpectMode::TimeMachine, Some(t)) = (evt.expect_mode, event_time) {
-            self.log_clock_ns = self.log_clock_ns.max(ns(&t));
-        }
-        for (si, sc) in scenarios.list.iter().enumerate() {
-            let si = si as u32;
-            let vars = [Value::Obj(evt)];
-            match sc.filter.run(&vars) {
-                Ok(Value::Bool(true)) => {}
-                Ok(Value::Bool(false)) => continue,
-                Ok(v) => {
-                    let msg = format!("filter returned {} instead of a bool", v.type_name());
-                    self.runtime_error(si, "filter", &msg);
-                    continue;
-                }
-                Err(e) => {
-                    self.runtime_error(si, "filter", &e.message);
-                    continue;
-                }
-            }
-            let group: Box<str> = match &sc.groupby {
-                None => "".into(),
-                Some(g) => match g.run(&vars) {
-                    Ok(Value::Str(s)) => s.into(),
-                    Ok(Value::String(s)) => (&*s).into(),
-                    Ok(v) => {
-                        let msg = format!("groupby returned {} instead of a string", v.type_name());
-                        self.runtime_error(si, "groupby", &msg);
-                        continue;
-                    }
-                    Err(e) => {
-                        self.runtime_error(si, "groupby", &e.message);
-                        continue;
-                    }
-                },
-            };
-            // CrowdSec cannot pour a time-machine event without a timestamp.
-            let Some(t) = event_time else {
-                self.runtime_error(
-                    si,
-                    "MarshaledTime",
-                    "time-machine event without a parsable evt.MarshaledTime",
-                );
-                continue;
-            };
-            poured = true;
-            self.stats.poured[si as usize] += 1;
-            self.pour_one(sc, si, group, evt, t, now, out);
-        }
+        let mut routed = std::mem::take(&mut self.routed);
+        self.scenarios
+            .route(evt, now, &mut self.candidates, &mut routed);
+        let poured = !routed.is_empty();
         if poured {
+            let shared = Arc::new(evt.clone());
+            for r in routed.drain(..) {
+                self.pour_routed(r, &shared, now, out);
+            }
             self.stats.poured_events += 1;
         } else {
             self.stats.unpoured_events += 1;
         }
+        self.routed = routed;
+        poured
+    }
+
+    /// Pours an event already routed (filter and groupby done, possibly on another thread)
+    /// into its instance.
+    pub fn pour_routed(
+        &mut self,
+        r: Routed,
+        evt: &Arc<Event>,
+        now: DateTime<FixedOffset>,
+        out: &mut Vec<Overflow>,
+    ) {
+        let scenarios = Arc::clone(&self.scenarios);
+        let Some(sc) = scenarios.list.get(r.scenario as usize) else {
+            return;
+        };
+        if evt.expect_mode == ExpectMode::TimeMachine {
+            self.log_clock_ns = self.log_clock_ns.max(ns(&r.time));
+        }
+        self.stats.poured[r.scenario as usize] += 1;
+        self.pour_one(sc, r.scenario, r.group, evt, r.time, now, out);
         self.pours_since_gc += 1;
         if self.pours_since_gc >= GC_EVERY {
             self.pours_since_gc = 0;
@@ -240,7 +203,6 @@ impl Detector {
                 self.gc_log_time(self.log_clock_ns);
             }
         }
-        poured
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -249,7 +211,7 @@ impl Detector {
         sc: &Scenario,
         si: u32,
         group: Box<str>,
-        evt: &Event,
+        evt: &Arc<Event>,
         t: DateTime<FixedOffset>,
         now: DateTime<FixedOffset>,
         out: &mut Vec<Overflow>,
@@ -297,9 +259,10 @@ impl Detector {
         sc: &Scenario,
         si: u32,
         key: &Key,
-        evt: &Event,
+        shared: &Arc<Event>,
         t: DateTime<FixedOffset>,
     ) -> Outcome {
+        let evt: &Event = shared;
         let vars = [Value::Obj(evt)];
         if sc.kind == BucketType::Trigger {
             let Some(inst) = self.instances.get_mut(key) else {
@@ -308,7 +271,7 @@ impl Detector {
             inst.first = Some(t);
             inst.last = Some(t);
             inst.total = 1;
-            inst.push(sc, evt);
+            inst.push(sc, shared);
             return Outcome::Overflow(t);
         }
         if let Some(d) = &sc.distinct {
@@ -347,7 +310,7 @@ impl Detector {
         inst.last = Some(t);
         let conditional = matches!(sc.kind, BucketType::Conditional);
         let allowed = inst.limiter.allow(ns(&t)) || conditional;
-        inst.push(sc, evt);
+        inst.push(sc, shared);
         if !allowed {
             return Outcome::Overflow(t);
         }
@@ -858,7 +821,7 @@ pub fn overflow_event(ov: Overflow, mode: ExpectMode) -> Event {
 
 /// `queue` in conditions and overflow filters: `queue.Queue` is the event list.
 #[derive(Debug)]
-struct QueueView<'a>(&'a VecDeque<Event>);
+struct QueueView<'a>(&'a VecDeque<Arc<Event>>);
 
 impl Object for QueueView<'_> {
     fn type_name(&self) -> &'static str {
@@ -869,7 +832,7 @@ impl Object for QueueView<'_> {
             "Queue" => Some(Value::list(
                 self.0
                     .iter()
-                    .map(|e| Value::Obj(e as &dyn Object))
+                    .map(|e| Value::Obj(&**e as &dyn Object))
                     .collect(),
             )),
             "L" => Some(Value::Int(self.0.len() as i64)),

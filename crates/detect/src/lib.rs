@@ -11,13 +11,16 @@ mod alert;
 mod config;
 mod engine;
 mod error;
+mod index;
 mod limiter;
 mod scenario;
+mod shard;
 mod state;
 
 pub use alert::{Alert, AlertEvent, MetaItem, Overflow, Source, Sources};
 pub use config::{BayesianCondition, ScenarioConfig, ScopeConfig};
 pub use engine::{Detector, Stats, overflow_event, postoverflow};
 pub use error::DetectError;
-pub use scenario::{BucketType, Scenario, ScenarioFile, Scenarios};
+pub use scenario::{BucketType, Routed, Scenario, ScenarioFile, Scenarios};
+pub use shard::{ShardedDetector, merge_stats};
 pub use state::StateError;

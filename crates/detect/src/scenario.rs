@@ -109,6 +109,20 @@ impl ScenarioFile {
 #[derive(Debug, Default)]
 pub struct Scenarios {
     pub(crate) list: Vec<Scenario>,
+    pub(crate) index: crate::index::FilterIndex,
+    errors: std::sync::atomic::AtomicU64,
+    logged: std::sync::Mutex<std::collections::HashSet<(u32, &'static str)>>,
+}
+
+/// An event accepted by a scenario's filter: which scenario, which instance, at what time.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// Scenario index (load order).
+    pub scenario: u32,
+    /// `groupby` value.
+    pub group: Box<str>,
+    /// Bucket time: the event's own in time-machine mode, the wall clock in live mode.
+    pub time: chrono::DateTime<chrono::FixedOffset>,
 }
 
 fn duration(
@@ -169,7 +183,12 @@ impl Scenarios {
             }
         }
         if errors.is_empty() {
-            Ok(Scenarios { list })
+            let index = crate::index::FilterIndex::build(&list);
+            Ok(Scenarios {
+                list,
+                index,
+                ..Scenarios::default()
+            })
         } else {
             Err(errors)
         }
@@ -178,6 +197,108 @@ impl Scenarios {
     /// Scenarios in load order.
     pub fn iter(&self) -> impl Iterator<Item = &Scenario> {
         self.list.iter()
+    }
+
+    /// How many scenarios the filter index can skip for unrelated events, and how many every
+    /// event must be offered to.
+    pub fn index_coverage(&self) -> (usize, usize) {
+        self.index.coverage()
+    }
+
+    /// Expression errors at run time so far (filters, groupby, and those reported by detectors).
+    pub fn runtime_errors(&self) -> u64 {
+        self.errors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a run-time expression error; logs the first one of each scenario and field.
+    pub(crate) fn runtime_error(&self, si: u32, field: &'static str, msg: &str) {
+        self.errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let first = self
+            .logged
+            .lock()
+            .map(|mut l| l.insert((si, field)))
+            .unwrap_or(false);
+        if first {
+            let name = self.list.get(si as usize).map_or("?", |s| s.name.as_str());
+            tracing::warn!(
+                scenario = name,
+                field,
+                error = msg,
+                "scenario expression failed"
+            );
+        }
+    }
+
+    /// The scenarios `evt` goes into: candidates from the filter index, then each filter and
+    /// groupby run. Read-only, so any thread may route while shards hold the instances.
+    pub fn route(
+        &self,
+        evt: &parse::Event,
+        now: chrono::DateTime<chrono::FixedOffset>,
+        candidates: &mut Vec<u32>,
+        out: &mut Vec<Routed>,
+    ) {
+        use expr::Value;
+        out.clear();
+        if evt.whitelisted {
+            return;
+        }
+        let time = match evt.expect_mode {
+            parse::ExpectMode::TimeMachine => {
+                chrono::DateTime::parse_from_rfc3339(&evt.marshaled_time).ok()
+            }
+            parse::ExpectMode::Live => Some(now),
+        };
+        self.index.candidates(evt, candidates);
+        let vars = [Value::Obj(evt)];
+        for &si in candidates.iter() {
+            let Some(sc) = self.list.get(si as usize) else {
+                continue;
+            };
+            match sc.filter.run(&vars) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => continue,
+                Ok(v) => {
+                    let msg = format!("filter returned {} instead of a bool", v.type_name());
+                    self.runtime_error(si, "filter", &msg);
+                    continue;
+                }
+                Err(e) => {
+                    self.runtime_error(si, "filter", &e.message);
+                    continue;
+                }
+            }
+            let group: Box<str> = match &sc.groupby {
+                None => "".into(),
+                Some(g) => match g.run(&vars) {
+                    Ok(v) if v.as_str().is_some() => v.as_str().unwrap_or_default().into(),
+                    Ok(v) => {
+                        let msg = format!("groupby returned {} instead of a string", v.type_name());
+                        self.runtime_error(si, "groupby", &msg);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.runtime_error(si, "groupby", &e.message);
+                        continue;
+                    }
+                },
+            };
+            // CrowdSec cannot pour a time-machine event without a timestamp.
+            let Some(time) = time else {
+                self.runtime_error(
+                    si,
+                    "MarshaledTime",
+                    "time-machine event without a parsable evt.MarshaledTime",
+                );
+                continue;
+            };
+            out.push(Routed {
+                scenario: si,
+                group,
+                time,
+            });
+        }
     }
 
     /// Number of scenarios.

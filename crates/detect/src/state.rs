@@ -121,21 +121,35 @@ impl SavedEvent {
 impl Detector {
     /// Writes live instances and blackholes to `path` (atomically: temp file, then rename).
     pub fn save_state(&self, path: &Path) -> Result<usize, StateError> {
+        Detector::save_states(std::slice::from_ref(self), path)
+    }
+
+    /// Restores instances saved by [`Detector::save_state`]; returns how many were restored.
+    /// A missing file restores nothing.
+    pub fn load_state(&mut self, path: &Path) -> Result<usize, StateError> {
+        Detector::load_states(std::slice::from_mut(self), path)
+    }
+
+    /// Writes the instances of several shards into one state file.
+    pub fn save_states(shards: &[Detector], path: &Path) -> Result<usize, StateError> {
         let at = path.display().to_string();
         let io = |source| StateError::Io {
             path: at.clone(),
             source,
         };
-        let names: Vec<&str> = self.scenarios().iter().map(|s| s.name.as_str()).collect();
+        let Some(first) = shards.first() else {
+            return Ok(0);
+        };
+        let names: Vec<&str> = first.scenarios().iter().map(|s| s.name.as_str()).collect();
         let name = |i: u32| names.get(i as usize).copied().unwrap_or("").to_owned();
-        let instances: Vec<SavedInstance> = self
-            .instances
+        let instances: Vec<SavedInstance> = shards
             .iter()
+            .flat_map(|d| d.instances.iter())
             .map(|((si, group), i)| SavedInstance {
                 scenario: name(*si),
                 group: group.to_string(),
                 limiter: i.limiter.clone(),
-                queue: i.queue.iter().map(SavedEvent::from_event).collect(),
+                queue: i.queue.iter().map(|e| SavedEvent::from_event(e)).collect(),
                 first: i.first,
                 last: i.last,
                 total: i.total,
@@ -145,10 +159,9 @@ impl Detector {
                 time_machine: i.mode == ExpectMode::TimeMachine,
             })
             .collect();
-        let blackholes = self
-            .blackholes
+        let blackholes = shards
             .iter()
-            .enumerate()
+            .flat_map(|d| d.blackholes.iter().enumerate())
             .flat_map(|(si, m)| {
                 let scenario = name(si as u32);
                 m.iter().map(move |(g, until)| SavedBlackhole {
@@ -176,9 +189,13 @@ impl Detector {
         Ok(n)
     }
 
-    /// Restores instances saved by [`Detector::save_state`]; returns how many were restored.
-    /// A missing file restores nothing.
-    pub fn load_state(&mut self, path: &Path) -> Result<usize, StateError> {
+    /// Restores a state file into shards, each instance on the shard that owns its key
+    /// ([`crate::ShardedDetector::shard_of`]).
+    pub fn load_states(shards: &mut [Detector], path: &Path) -> Result<usize, StateError> {
+        let n = shards.len();
+        if n == 0 {
+            return Ok(0);
+        }
         let at = path.display().to_string();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -195,7 +212,7 @@ impl Detector {
                 message: format!("version {} (this build reads {VERSION})", file.version),
             });
         }
-        let index: HashMap<String, u32> = self
+        let index: HashMap<String, u32> = shards[0]
             .scenarios()
             .iter()
             .enumerate()
@@ -220,7 +237,7 @@ impl Detector {
                 queue: s
                     .queue
                     .into_iter()
-                    .map(|e| e.into_event(mode))
+                    .map(|e| std::sync::Arc::new(e.into_event(mode)))
                     .collect::<VecDeque<_>>(),
                 first: s.first,
                 last: s.last,
@@ -230,12 +247,14 @@ impl Detector {
                 deadline_ns: s.deadline_ns,
                 mode,
             };
-            self.instances.insert((si, s.group.into()), inst);
+            let shard = crate::ShardedDetector::shard_of(si, &s.group, n);
+            shards[shard].instances.insert((si, s.group.into()), inst);
             restored += 1;
         }
         for b in file.blackholes {
             if let Some(&si) = index.get(&b.scenario) {
-                self.blackholes[si as usize].insert(b.group.into(), b.until_ns);
+                let shard = crate::ShardedDetector::shard_of(si, &b.group, n);
+                shards[shard].blackholes[si as usize].insert(b.group.into(), b.until_ns);
             }
         }
         Ok(restored)

@@ -341,3 +341,60 @@ fn load_errors_name_file_scenario_and_problem() {
     let e = load_err("type: sometimes\nname: t/x\ndescription: d\nfilter: \"true\"\n");
     assert!(e.contains("sometimes"), "{e}");
 }
+
+#[test]
+fn sharded_detector_gives_the_same_overflows_and_state_moves_between_layouts() {
+    use detect::ShardedDetector;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.yaml");
+    std::fs::write(&p, SSH_BF).unwrap();
+    let ctx = Ctx::new(None, None).unwrap();
+    let sc = Arc::new(Scenarios::load(&ctx, &[ScenarioFile::new(&p)]).unwrap());
+    let mut events = Vec::new();
+    for i in 0..40 {
+        for ip in 1..=20 {
+            events.push(evt(&format!("192.0.2.{ip}"), i * (ip % 4 + 1), "a"));
+        }
+    }
+    events.sort_by(|a, b| a.marshaled_time.cmp(&b.marshaled_time));
+    let mut single = Detector::new(sc.clone());
+    let mut want: Vec<String> = pour_all(&mut single, &events)
+        .iter()
+        .map(|o| format!("{} {}", o.alerts[0].source.value, o.alerts[0].stop_at))
+        .collect();
+    want.sort();
+
+    let mut sharded = ShardedDetector::new(sc.clone(), 3, 64);
+    let mut got = Vec::new();
+    for e in &events {
+        sharded.pour(e.clone());
+        got.extend(sharded.overflows().try_iter());
+    }
+    let (rest, detectors) = sharded.shutdown();
+    got.extend(rest);
+    let mut got: Vec<String> = got
+        .iter()
+        .map(|o| format!("{} {}", o.alerts[0].source.value, o.alerts[0].stop_at))
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(!want.is_empty());
+
+    // State saved from 3 shards restores into 2 shards, keys on their owners.
+    let state = dir.path().join("state.json");
+    let saved = Detector::save_states(&detectors, &state).unwrap();
+    let mut two = vec![Detector::new(sc.clone()), Detector::new(sc.clone())];
+    assert_eq!(Detector::load_states(&mut two, &state).unwrap(), saved);
+    assert_eq!(
+        two.iter().map(Detector::instance_count).sum::<usize>(),
+        saved
+    );
+}
+
+#[test]
+fn filter_index_skips_unrelated_scenarios() {
+    let d = detector(&format!(
+        "{SSH_BF}---\ntype: trigger\nname: t/http\ndescription: t\nfilter: evt.Meta.service == 'http' && evt.Meta.http_status in ['404']\n---\ntype: trigger\nname: t/any\ndescription: t\nfilter: evt.Parsed.x == 'y'\n"
+    ));
+    assert_eq!(d.scenarios().index_coverage(), (2, 1));
+}

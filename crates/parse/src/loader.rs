@@ -176,11 +176,20 @@ impl Ctx {
                     });
                 }
             };
+            let path = find_data_file(dir, &d.dest_file, d.source_url.as_deref());
+            if !path.exists() {
+                // As CrowdSec: a data file that was never downloaded is reported, and the item
+                // loads with it empty (`File()` gives an empty list), so one missing list does
+                // not stop the whole agent.
+                tracing::warn!(
+                    item = at,
+                    file = %path.display(),
+                    "data file not found: expressions using it see it empty (install it with the hub)"
+                );
+                continue;
+            }
             self.helpers
-                .load_data_file(
-                    &find_data_file(dir, &d.dest_file, d.source_url.as_deref()),
-                    kind,
-                )
+                .load_data_file(&path, kind)
                 .map_err(|e| ParseError::Invalid {
                     at: format!("{at}: data {}", d.dest_file),
                     message: e.to_string(),
@@ -251,6 +260,8 @@ pub struct Parsers {
     pub(crate) stages: Vec<String>,
     /// (stage, node) in load order.
     pub(crate) nodes: Vec<(String, Node)>,
+    /// Per stage (same order as `stages`): which nodes can accept an event.
+    pub(crate) routes: Vec<crate::pipeline::StageRoute>,
 }
 
 impl Parsers {
@@ -304,7 +315,16 @@ impl Parsers {
         let mut stages: Vec<String> = nodes.iter().map(|(s, _)| s.clone()).collect();
         stages.sort();
         stages.dedup();
-        Ok(Parsers { ctx, stages, nodes })
+        let routes = stages
+            .iter()
+            .map(|st| crate::pipeline::StageRoute::build(st, &nodes))
+            .collect();
+        Ok(Parsers {
+            ctx,
+            stages,
+            nodes,
+            routes,
+        })
     }
 
     /// The shared context.

@@ -86,6 +86,11 @@ fn value_to_static_string(v: &serde_json::Value) -> String {
 }
 
 impl Node {
+    /// The node's filter, if any (for indexing nodes by the facts their filters require).
+    pub(crate) fn filter(&self) -> Option<&Program> {
+        self.filter.as_ref()
+    }
+
     /// Compiles a node; `where_` names the file for errors.
     pub fn compile(
         cfg: &NodeConfig,

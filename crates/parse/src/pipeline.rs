@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use std::collections::HashMap;
+
 use crate::event::Event;
 use crate::loader::Parsers;
+use crate::node::Node;
 use crate::trace::Trace;
 
 /// Per-node outcomes recorded for hub tests: stage → node name → one entry per event that node
@@ -54,10 +57,26 @@ impl Parsers {
                 return false;
             }
             let mut stage_ok = false;
-            for (nstage, node) in &self.nodes {
-                if nstage != stage {
-                    continue;
+            // Hub tests and explain record every node tried, so they walk the whole stage; the
+            // hot path only tries nodes whose filter can accept this event.
+            let walk_all = dump.is_some() || trace.is_some();
+            let route = self.routes.get(si);
+            let mut order: Vec<usize> = Vec::new();
+            let mut keys = RouteSnapshot::default();
+            match route {
+                Some(r) if walk_all => order.extend_from_slice(&r.all),
+                Some(r) => {
+                    r.candidates(evt, &mut order);
+                    keys = RouteSnapshot::of(evt);
                 }
+                None => {}
+            }
+            let mut pos = 0;
+            while let Some(&ni) = order.get(pos) {
+                pos += 1;
+                let Some((_, node)) = self.nodes.get(ni) else {
+                    continue;
+                };
                 if let Some(t) = trace.as_deref_mut() {
                     t.begin(stage, &node.name);
                 }
@@ -77,6 +96,19 @@ impl Parsers {
                 if evt.stage != *stage {
                     break;
                 }
+                // A node may rewrite the facts the index used (a static setting
+                // `Parsed.program`): the rest of the stage is then re-selected.
+                if !walk_all
+                    && let Some(r) = route
+                    && !keys.matches(evt)
+                {
+                    keys = RouteSnapshot::of(evt);
+                    let mut rest = Vec::new();
+                    r.candidates(evt, &mut rest);
+                    rest.retain(|&n| n > ni);
+                    order = rest;
+                    pos = 0;
+                }
             }
             if !stage_ok {
                 evt.process = false;
@@ -88,5 +120,85 @@ impl Parsers {
         }
         evt.process = true;
         true
+    }
+}
+
+/// Event facts that index a stage's nodes, tried in order: a node is indexed under the first
+/// one its filter provably requires (`evt.Parsed.program == 'sshd'`,
+/// `evt.Line.Labels.type == 'nginx'`).
+const ROUTE_KEYS: [&[&str]; 2] = [&["Parsed", "program"], &["Line", "Labels", "type"]];
+
+fn route_value(evt: &Event, key: usize) -> &str {
+    let map = if key == 0 {
+        &evt.parsed
+    } else {
+        &evt.line.labels
+    };
+    let field = if key == 0 { "program" } else { "type" };
+    map.get(field).map_or("", String::as_str)
+}
+
+/// The values of the route keys when a stage's candidates were chosen.
+#[derive(Debug, Default)]
+struct RouteSnapshot([Option<String>; ROUTE_KEYS.len()]);
+
+impl RouteSnapshot {
+    fn of(evt: &Event) -> Self {
+        RouteSnapshot(std::array::from_fn(|k| {
+            Some(route_value(evt, k).to_owned())
+        }))
+    }
+
+    fn matches(&self, evt: &Event) -> bool {
+        self.0
+            .iter()
+            .enumerate()
+            .all(|(k, v)| v.as_deref() == Some(route_value(evt, k)))
+    }
+}
+
+/// The nodes of one stage, indexed by what their filters require.
+#[derive(Debug, Default)]
+pub(crate) struct StageRoute {
+    /// Every node of the stage, in load order.
+    pub(crate) all: Vec<usize>,
+    always: Vec<usize>,
+    by_value: [HashMap<String, Vec<usize>>; ROUTE_KEYS.len()],
+}
+
+impl StageRoute {
+    pub(crate) fn build(stage: &str, nodes: &[(String, Node)]) -> Self {
+        let mut r = StageRoute::default();
+        'nodes: for (i, (st, node)) in nodes.iter().enumerate() {
+            if st != stage {
+                continue;
+            }
+            r.all.push(i);
+            if let Some(f) = node.filter() {
+                for (k, path) in ROUTE_KEYS.iter().enumerate() {
+                    if let Some(values) = f.required_values(0, path) {
+                        for v in values {
+                            r.by_value[k].entry(v).or_default().push(i);
+                        }
+                        continue 'nodes;
+                    }
+                }
+            }
+            r.always.push(i);
+        }
+        r
+    }
+
+    /// Nodes that may accept `evt`, in load order.
+    pub(crate) fn candidates(&self, evt: &Event, out: &mut Vec<usize>) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        for k in 0..ROUTE_KEYS.len() {
+            if let Some(list) = self.by_value[k].get(route_value(evt, k)) {
+                out.extend_from_slice(list);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
     }
 }

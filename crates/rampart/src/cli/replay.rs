@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use detect::{Detector, Overflow};
+use detect::{Overflow, ShardedDetector};
 use parse::{Event, ExpectMode, Line};
 
 use super::Output;
@@ -27,7 +27,14 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "human")]
     output: Output,
+    /// Worker threads for parsing and buckets (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
+
+/// Lines parsed per batch: big enough to amortise handing work to threads, small enough to
+/// keep memory flat on huge files.
+const BATCH: usize = 4096;
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let parsers = super::content::parsers(&args.hub, "parsers")
@@ -35,7 +42,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let scenarios = super::content::scenarios(&args.hub, parsers.ctx())
         .with_context(|| format!("loading scenarios from {}", args.hub.display()))?;
     let post = super::content::parsers(&args.hub, "postoverflows")?;
-    let mut detector = Detector::new(Arc::new(scenarios));
+    let scenarios = Arc::new(scenarios);
+    let (indexed, always) = scenarios.index_coverage();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut detector = ShardedDetector::new(scenarios.clone(), threads, 1024);
 
     let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -51,31 +64,77 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let src = args.file.display().to_string();
     let (mut lines, mut parsed) = (0u64, 0u64);
     let mut overflows = Vec::new();
-    for (n, raw) in reader.split(b'\n').enumerate() {
-        let raw = raw.with_context(|| format!("reading {src} at line {}", n + 1))?;
-        // Invalid UTF-8 is kept, replaced, rather than failing the whole replay.
-        let raw = String::from_utf8_lossy(&raw)
-            .trim_end_matches('\r')
-            .to_owned();
-        if raw.trim().is_empty() {
-            continue;
+    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+    let mut split = reader.split(b'\n').enumerate();
+    loop {
+        batch.clear();
+        for (n, raw) in split.by_ref() {
+            let raw = raw.with_context(|| format!("reading {src} at line {}", n + 1))?;
+            // Invalid UTF-8 is kept, replaced, rather than failing the whole replay.
+            let raw = String::from_utf8_lossy(&raw)
+                .trim_end_matches('\r')
+                .to_owned();
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let line = Line {
+                raw,
+                src: src.clone(),
+                time: Some(chrono::Utc::now().fixed_offset()),
+                labels: labels.clone(),
+                process: true,
+                module: "file".into(),
+            };
+            batch.push(Event::from_line(line, ExpectMode::TimeMachine));
+            if batch.len() == BATCH {
+                break;
+            }
         }
-        lines += 1;
-        let line = Line {
-            raw,
-            src: src.clone(),
-            time: Some(chrono::Utc::now().fixed_offset()),
-            labels: labels.clone(),
-            process: true,
-            module: "file".into(),
-        };
-        let mut evt = Event::from_line(line, ExpectMode::TimeMachine);
-        if parsers.parse(&mut evt) {
-            parsed += 1;
-            detector.pour(&evt, &mut overflows);
+        if batch.is_empty() {
+            break;
         }
+        lines += batch.len() as u64;
+        // Parse the batch on all threads, then pour in file order: buckets see each source's
+        // events in the order they were logged.
+        let chunk = batch.len().div_ceil(threads);
+        let ok: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .chunks_mut(chunk)
+                .map(|part| {
+                    s.spawn(|| {
+                        part.iter_mut()
+                            .map(|e| parsers.parse(e))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for (evt, ok) in batch.drain(..).zip(ok) {
+            if ok {
+                parsed += 1;
+                detector.pour(evt);
+            }
+        }
+        detector.flush();
+        overflows.extend(detector.overflows().try_iter());
     }
-    detector.finish(&mut overflows);
+    let (rest, detectors) = detector.shutdown();
+    overflows.extend(rest);
+    let mut finish = Vec::new();
+    for mut d in detectors {
+        d.finish(&mut finish);
+    }
+    overflows.extend(finish);
+    // Shards finish in any order; alerts are listed by overflow time.
+    overflows.sort_by(|a, b| {
+        a.time
+            .cmp(&b.time)
+            .then_with(|| a.scenario.cmp(&b.scenario))
+    });
     let alerts: Vec<Overflow> = overflows
         .into_iter()
         .filter_map(|o| detect::postoverflow(&post, o, ExpectMode::TimeMachine))
@@ -109,7 +168,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            let errors = detector.stats().runtime_errors + parsers.ctx().runtime_errors();
+            println!(
+                "{} scenarios ({indexed} skipped for unrelated events by the filter index, {always} see every event), {threads} threads",
+                scenarios.len()
+            );
+            let errors = scenarios.runtime_errors() + parsers.ctx().runtime_errors();
             if errors > 0 {
                 eprintln!("{errors} expression errors at run time (RAMPART_LOG=debug shows them)");
             }
