@@ -15,6 +15,7 @@ mod compile;
 pub mod crowdsec;
 mod error;
 mod eval;
+mod facts;
 mod func;
 mod lexer;
 mod object;
