@@ -307,17 +307,27 @@ fn scenario_half(
         Some(Parsers::load(hub_ctx(hub)?, &post_files).map_err(join_errors)?)
     };
     let mut detector = Detector::new(Arc::new(scenarios));
-    let mut overflows = Vec::new();
+    let mut overflows: Vec<Overflow> = Vec::new();
+    let mut fresh = Vec::new();
     for evt in &r.events {
-        detector.pour(evt, &mut overflows);
+        detector.pour(evt, &mut fresh);
+        // Postoverflows, then reprocessing of the overflows that ask for it (their events go
+        // back into the scenarios right away, as CrowdSec's output routine does).
+        while !fresh.is_empty() {
+            for ov in std::mem::take(&mut fresh) {
+                let kept = match &post {
+                    Some(p) => detect::postoverflow(p, ov, ExpectMode::TimeMachine),
+                    None => Some(ov),
+                };
+                let Some(ov) = kept else { continue };
+                if ov.reprocess {
+                    let again = detect::overflow_event(ov.clone(), ExpectMode::TimeMachine);
+                    detector.pour(&again, &mut fresh);
+                }
+                overflows.push(ov);
+            }
+        }
     }
-    let mut overflows: Vec<Overflow> = overflows
-        .into_iter()
-        .filter_map(|ov| match &post {
-            Some(p) => detect::postoverflow(p, ov, ExpectMode::TimeMachine),
-            None => Some(ov),
-        })
-        .collect();
     // cscli hubtest orders results by scenario then sources, descending.
     overflows.sort_by_cached_key(|o| {
         std::cmp::Reverse(format!("{}{}", o.scenario, o.source_values().join("@")))

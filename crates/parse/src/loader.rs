@@ -189,7 +189,7 @@ impl Ctx {
                 continue;
             }
             self.helpers
-                .load_data_file(&path, kind)
+                .load_data_file_as(&path, &d.dest_file, kind)
                 .map_err(|e| ParseError::Invalid {
                     at: format!("{at}: data {}", d.dest_file),
                     message: e.to_string(),

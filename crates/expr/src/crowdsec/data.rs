@@ -121,6 +121,16 @@ impl DataStore {
             .file_name()
             .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
             .into_owned();
+        self.load_as(path, &name, kind)
+    }
+
+    pub(super) fn load_as(
+        &self,
+        path: &Path,
+        name: &str,
+        kind: DataKind,
+    ) -> Result<(), HelperError> {
+        let name = name.to_owned();
         if self.has(&name, kind) {
             return Ok(());
         }

@@ -109,6 +109,17 @@ impl HelperContext {
         self.data.load(path, kind)
     }
 
+    /// Loads a data file under another name than its own: a hub checkout stores a file under
+    /// its download name while items read it by their `dest_file` name.
+    pub fn load_data_file_as(
+        &self,
+        path: &Path,
+        name: &str,
+        kind: DataKind,
+    ) -> Result<(), HelperError> {
+        self.data.load_as(path, name, kind)
+    }
+
     /// Whether a data file of that base name and kind is loaded.
     pub fn has_data_file(&self, name: &str, kind: DataKind) -> bool {
         self.data.has(name, kind)

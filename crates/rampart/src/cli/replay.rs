@@ -63,7 +63,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect();
     let src = args.file.display().to_string();
     let (mut lines, mut parsed) = (0u64, 0u64);
-    let mut overflows = Vec::new();
+    let mut alerts: Vec<Overflow> = Vec::new();
     let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
     let mut split = reader.split(b'\n').enumerate();
     loop {
@@ -120,25 +120,27 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         detector.flush();
-        overflows.extend(detector.overflows().try_iter());
+        let fresh: Vec<Overflow> = detector.overflows().try_iter().collect();
+        accept(&post, &mut detector, fresh, &mut alerts);
     }
+    // Reprocessed overflows may still be on their way through the shards.
+    detector.flush();
     let (rest, detectors) = detector.shutdown();
-    overflows.extend(rest);
     let mut finish = Vec::new();
     for mut d in detectors {
         d.finish(&mut finish);
     }
-    overflows.extend(finish);
+    for o in rest.into_iter().chain(finish) {
+        if let Some(o) = detect::postoverflow(&post, o, ExpectMode::TimeMachine) {
+            alerts.push(o);
+        }
+    }
     // Shards finish in any order; alerts are listed by overflow time.
-    overflows.sort_by(|a, b| {
+    alerts.sort_by(|a, b| {
         a.time
             .cmp(&b.time)
             .then_with(|| a.scenario.cmp(&b.scenario))
     });
-    let alerts: Vec<Overflow> = overflows
-        .into_iter()
-        .filter_map(|o| detect::postoverflow(&post, o, ExpectMode::TimeMachine))
-        .collect();
     match args.output {
         Output::Json => {
             let list: Vec<&detect::Alert> = alerts.iter().flat_map(|o| o.alerts.iter()).collect();
@@ -179,4 +181,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs postoverflows on new overflows, keeps those not whitelisted, and pours the ones whose
+/// scenario asks for `reprocess` back into the scenarios (as CrowdSec does, e.g. for
+/// `ban-defcon` range scenarios fed by other overflows).
+fn accept(
+    post: &parse::Parsers,
+    detector: &mut ShardedDetector,
+    fresh: Vec<Overflow>,
+    alerts: &mut Vec<Overflow>,
+) {
+    for o in fresh {
+        let Some(o) = detect::postoverflow(post, o, ExpectMode::TimeMachine) else {
+            continue;
+        };
+        if o.reprocess {
+            detector.pour(detect::overflow_event(o.clone(), ExpectMode::TimeMachine));
+        }
+        alerts.push(o);
+    }
 }
