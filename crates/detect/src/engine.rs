@@ -166,7 +166,9 @@ impl Detector {
             .route(evt, now, &mut self.candidates, &mut routed);
         let poured = !routed.is_empty();
         if poured {
-            let shared = Arc::new(evt.clone());
+            let mut copy = evt.clone();
+            copy.apply_pending_from(evt);
+            let shared = Arc::new(copy);
             for r in routed.drain(..) {
                 self.pour_routed(r, &shared, now, out);
             }

@@ -284,7 +284,12 @@ impl Scenarios {
                     }
                 },
             };
-            // CrowdSec cannot pour a time-machine event without a timestamp.
+            // CrowdSec cannot pour a time-machine event without a timestamp into a bucket, but
+            // a trigger fires anyway, at the wall-clock time.
+            let time = match (time, sc.kind) {
+                (None, BucketType::Trigger) => Some(now),
+                (t, _) => t,
+            };
             let Some(time) = time else {
                 self.runtime_error(
                     si,

@@ -141,6 +141,8 @@ impl ShardedDetector {
             return false;
         }
         self.poured_events += 1;
+        let mut evt = evt;
+        evt.apply_pending();
         let evt = Arc::new(evt);
         let mut routed = std::mem::take(&mut self.routed);
         for r in routed.drain(..) {

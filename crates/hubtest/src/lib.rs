@@ -343,7 +343,39 @@ fn scenario_half(
             .collect(),
     );
     let env = Env::new(r.parsers.ctx().functions().clone()).var("results", FieldType::Any);
-    Ok(check(&env, &[results], &lines, "scenario.assert"))
+    let mut failures = check(&env, &[results], &lines, "scenario.assert");
+    if !failures.is_empty() {
+        // What the run produced, so a failing case can be understood without a debugger.
+        let field = |o: &dyn expr::Object, name: &str| match o.get("Alert") {
+            Some(Value::Obj(a)) => a
+                .get(name)
+                .map(|v| v.to_display_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let produced: Vec<String> = events
+            .iter()
+            .filter_map(|e| e.overflow.as_deref())
+            .map(|o| {
+                let sources = match o.call("GetSources", &[]) {
+                    Some(Ok(v)) => v.to_display_string(),
+                    _ => String::new(),
+                };
+                format!(
+                    "{} {sources} ({} events)",
+                    field(o, "Scenario"),
+                    field(o, "EventsCount")
+                )
+            })
+            .collect();
+        failures.push(format!(
+            "scenario half: {} events poured, {} overflows: [{}]",
+            r.events.len(),
+            produced.len(),
+            produced.join(", ")
+        ));
+    }
+    Ok(failures)
 }
 
 /// `results` as assertions see it, borrowing the dumped events.

@@ -76,6 +76,9 @@ impl Pending {
     fn take(&mut self) -> Vec<(PendingTarget, String, String)> {
         std::mem::take(self.0.get_mut().unwrap_or_else(PoisonError::into_inner))
     }
+    fn take_shared(&self) -> Vec<(PendingTarget, String, String)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl Clone for Pending {
@@ -203,9 +206,21 @@ impl Event {
         }
     }
 
+    /// Applies `SetMeta`/`SetParsed` calls recorded while `source` (this event, before it was
+    /// copied) was evaluated: scenario filters may call them, and the poured copy must carry
+    /// their effect as CrowdSec's does.
+    pub fn apply_pending_from(&mut self, source: &Event) {
+        let pending = source.pending.take_shared();
+        self.apply_edits(pending);
+    }
+
     /// Applies `SetMeta`/`SetParsed` calls recorded during the last evaluation.
-    pub(crate) fn apply_pending(&mut self) {
+    pub fn apply_pending(&mut self) {
         let pending = self.pending.take();
+        self.apply_edits(pending);
+    }
+
+    fn apply_edits(&mut self, pending: Vec<(PendingTarget, String, String)>) {
         for (t, k, v) in pending {
             match t {
                 PendingTarget::Meta => self.meta.insert(k, v),
@@ -278,6 +293,15 @@ impl Event {
             }
             ("Line", "Src") => {
                 self.line.src = value;
+                true
+            }
+            ("Line", "Module") => {
+                self.line.module = value;
+                true
+            }
+            ("Line", labels) if labels.starts_with("Labels.") => {
+                let key = &labels["Labels.".len()..];
+                self.line.labels.insert(key.to_owned(), value);
                 true
             }
             _ => false,
