@@ -322,7 +322,7 @@ impl Detector {
                     return Outcome::Kept;
                 };
                 let res = {
-                    let q = QueueView(&inst.queue);
+                    let q = QueueView::new(&inst.queue);
                     let l = LeakyView {
                         sc,
                         inst,
@@ -345,7 +345,7 @@ impl Detector {
                 let mut err = None;
                 let mut fired = inst.guillotined.clone();
                 {
-                    let q = QueueView(&inst.queue);
+                    let q = QueueView::new(&inst.queue);
                     let l = LeakyView {
                         sc,
                         inst,
@@ -498,7 +498,7 @@ impl Detector {
         // the alert could not be built (the blackhole is still armed).
         if let Some(f) = &sc.overflow_filter {
             let signal = built.as_ref().ok().cloned().unwrap_or_default();
-            let q = QueueView(&inst.queue);
+            let q = QueueView::new(&inst.queue);
             let l = LeakyView {
                 sc,
                 inst: &inst,
@@ -823,7 +823,19 @@ pub fn overflow_event(ov: Overflow, mode: ExpectMode) -> Event {
 
 /// `queue` in conditions and overflow filters: `queue.Queue` is the event list.
 #[derive(Debug)]
-struct QueueView<'a>(&'a VecDeque<Arc<Event>>);
+struct QueueView<'a>(QueueList<'a>);
+
+/// `queue.Queue` as a list object: conditions such as `queue.Queue[-4:]` or
+/// `any(queue.Queue, …)` read events in place instead of copying the whole queue at every pour
+/// (unbounded conditional buckets would otherwise cost O(n) allocations per event).
+#[derive(Debug)]
+struct QueueList<'a>(&'a VecDeque<Arc<Event>>);
+
+impl<'a> QueueView<'a> {
+    fn new(q: &'a VecDeque<Arc<Event>>) -> Self {
+        QueueView(QueueList(q))
+    }
+}
 
 impl Object for QueueView<'_> {
     fn type_name(&self) -> &'static str {
@@ -831,15 +843,31 @@ impl Object for QueueView<'_> {
     }
     fn get(&self, key: &str) -> Option<Value<'_>> {
         match key {
-            "Queue" => Some(Value::list(
-                self.0
-                    .iter()
-                    .map(|e| Value::Obj(&**e as &dyn Object))
-                    .collect(),
-            )),
-            "L" => Some(Value::Int(self.0.len() as i64)),
+            "Queue" => Some(Value::Obj(&self.0)),
+            "L" => Some(Value::Int(self.0.0.len() as i64)),
             _ => None,
         }
+    }
+}
+
+impl Object for QueueList<'_> {
+    fn type_name(&self) -> &'static str {
+        "[]types.Event"
+    }
+    fn get(&self, _key: &str) -> Option<Value<'_>> {
+        None
+    }
+    fn len(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+    fn is_list(&self) -> bool {
+        true
+    }
+    fn index(&self, index: usize) -> Option<Value<'_>> {
+        self.0.get(index).map(|e| Value::Obj(&**e as &dyn Object))
+    }
+    fn to_value(&self) -> Value<'static> {
+        Value::list(self.0.iter().map(|e| e.to_value()).collect())
     }
 }
 

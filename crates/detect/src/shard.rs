@@ -24,6 +24,8 @@ enum Msg {
     /// (futex calls) off the per-event path.
     Pour(Vec<Item>),
     Tick(DateTime<FixedOffset>),
+    /// Answered once everything sent before it is processed and its overflows are out.
+    Sync(SyncSender<()>),
 }
 
 /// Events buffered per shard before they are handed over.
@@ -83,6 +85,13 @@ impl ShardedDetector {
                                 }
                             }
                             Msg::Tick(now) => det.tick(now, &mut out),
+                            Msg::Sync(done) => {
+                                for o in out.drain(..) {
+                                    let _ = ov_tx.send(o);
+                                }
+                                let _ = done.send(());
+                                continue;
+                            }
                         }
                         for o in out.drain(..) {
                             // The receiver is gone only when the owner shut down.
@@ -176,6 +185,26 @@ impl ShardedDetector {
         self.flush();
         for tx in &self.senders {
             let _ = tx.send(Msg::Tick(now));
+        }
+    }
+
+    /// Waits until every shard has processed all events handed to it, so that
+    /// [`ShardedDetector::overflows`] holds everything they caused. Replays call it at batch
+    /// boundaries to stay deterministic (reprocessed overflows re-enter at a fixed point).
+    pub fn sync(&mut self) {
+        self.flush();
+        let (tx, rx) = sync_channel::<()>(self.senders.len());
+        let mut waiting = 0;
+        for s in &self.senders {
+            if s.send(Msg::Sync(tx.clone())).is_ok() {
+                waiting += 1;
+            }
+        }
+        drop(tx);
+        for _ in 0..waiting {
+            if rx.recv().is_err() {
+                break;
+            }
         }
     }
 

@@ -99,3 +99,21 @@ fn replay_of_a_missing_file_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.log"));
 }
+
+#[test]
+fn replay_is_deterministic_whatever_the_thread_count() {
+    let run = |threads: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["replay", "--file"])
+            .arg(repo().join("demo/auth.log"))
+            .args(["--type", "syslog", "-o", "json", "--threads", threads, "--hub"])
+            .arg(repo().join("hub"))
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        o.stdout
+    };
+    let one = run("1");
+    assert_eq!(one, run("3"));
+    assert_eq!(one, run("3"));
+}

@@ -119,7 +119,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 detector.pour(evt);
             }
         }
-        detector.flush();
+        detector.sync();
         let fresh: Vec<Overflow> = detector.overflows().try_iter().collect();
         accept(&post, &mut detector, fresh, &mut alerts);
     }
@@ -137,9 +137,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Shards finish in any order; alerts are listed by overflow time.
     alerts.sort_by(|a, b| {
-        a.time
-            .cmp(&b.time)
-            .then_with(|| a.scenario.cmp(&b.scenario))
+        (&a.time, &a.scenario, a.source_values(), &a.mapkey).cmp(&(
+            &b.time,
+            &b.scenario,
+            b.source_values(),
+            &b.mapkey,
+        ))
     });
     match args.output {
         Output::Json => {
