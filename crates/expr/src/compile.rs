@@ -245,6 +245,11 @@ pub(crate) enum Node {
         b: Builtin,
         args: Vec<Node>,
     },
+    /// `any(<constant strings>, {x op #})`, see `listmatch.rs`.
+    AnyConst {
+        x: Box<Node>,
+        m: Arc<crate::listmatch::ListMatcher>,
+    },
     Pred {
         kind: PredKind,
         list: Box<Node>,
@@ -857,6 +862,14 @@ impl Compiler<'_, '_> {
         self.preds.pop();
         self.next_local -= 3;
         let (body, _) = body?;
+        let body = if kind == PredKind::Any && init.is_none() {
+            match crate::listmatch::any_const(&list, body, slot) {
+                Ok((x, m)) => return Ok((Node::AnyConst { x: Box::new(x), m }, Ty::Bool)),
+                Err(body) => body,
+            }
+        } else {
+            body
+        };
         Ok((
             Node::Pred {
                 kind,

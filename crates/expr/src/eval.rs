@@ -194,6 +194,23 @@ pub(crate) fn eval<'a>(n: &Node, cx: &mut Cx<'a, '_>) -> Result<Value<'a>, EvalE
             }
         }
         Node::Builtin { b, args } => builtins::call(*b, args, cx),
+        Node::AnyConst { x, m } => {
+            if m.needles().is_empty() {
+                return Ok(Value::Bool(false));
+            }
+            let v = eval(x, cx)?;
+            if let Some(s) = v.as_str() {
+                return Ok(Value::Bool(m.any(s)));
+            }
+            // Not a string: the comparison itself decides (false, or a type error), entry by
+            // entry as the plain predicate would.
+            for n in m.needles() {
+                if let Value::Bool(true) = binary(m.op(), v.clone(), n.clone())? {
+                    return Ok(Value::Bool(true));
+                }
+            }
+            Ok(Value::Bool(false))
+        }
         Node::Pred {
             kind,
             list,

@@ -18,6 +18,7 @@ mod eval;
 mod facts;
 mod func;
 mod lexer;
+mod listmatch;
 mod object;
 mod parser;
 pub mod time;
