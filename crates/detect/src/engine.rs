@@ -98,7 +98,7 @@ fn ns(t: &DateTime<FixedOffset>) -> i64 {
 
 /// Instances are checked for idleness every this many pours in time-machine mode, so memory
 /// stays bounded on long replays with millions of distinct keys.
-const GC_EVERY: u32 = 65_536;
+const GC_EVERY: u32 = 1_024;
 
 enum Outcome {
     Kept,
@@ -168,9 +168,10 @@ impl Detector {
         if poured {
             let mut copy = evt.clone();
             copy.apply_pending_from(evt);
-            let shared = Arc::new(copy);
+            let events = EventCopies::new(copy);
             for r in routed.drain(..) {
-                self.pour_routed(r, &shared, now, out);
+                let e = events.for_scenario(&self.scenarios, r.scenario);
+                self.pour_routed(r, &e, now, out);
             }
             self.stats.poured_events += 1;
         } else {
@@ -819,6 +820,46 @@ pub fn overflow_event(ov: Overflow, mode: ExpectMode) -> Event {
     evt.process = true;
     evt.overflow = Some(Arc::new(ov));
     evt
+}
+
+/// The whole event and, made on first need, its slim copy: what an alert needs of it (meta,
+/// enrichment, times, overflow) without the raw line and parsed fields, which are most of its
+/// size. Instances of scenarios that never look into their queue keep the slim one.
+pub(crate) struct EventCopies {
+    full: Arc<Event>,
+    slim: std::cell::OnceCell<Arc<Event>>,
+}
+
+impl EventCopies {
+    pub(crate) fn new(evt: Event) -> Self {
+        EventCopies {
+            full: Arc::new(evt),
+            slim: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn for_scenario(&self, scenarios: &Scenarios, si: u32) -> Arc<Event> {
+        if scenarios.full_events(si) {
+            return Arc::clone(&self.full);
+        }
+        Arc::clone(self.slim.get_or_init(|| Arc::new(slim(&self.full))))
+    }
+}
+
+fn slim(e: &Event) -> Event {
+    let mut s = Event::default();
+    s.kind = e.kind;
+    s.expect_mode = e.expect_mode;
+    s.meta = e.meta.clone();
+    s.enriched = e.enriched.clone();
+    s.time = e.time;
+    s.marshaled_time = e.marshaled_time.clone();
+    s.overflow = e.overflow.clone();
+    s.process = e.process;
+    s.line.src = e.line.src.clone();
+    s.line.module = e.line.module.clone();
+    s.line.time = e.line.time;
+    s
 }
 
 /// `queue` in conditions and overflow filters: `queue.Queue` is the event list.

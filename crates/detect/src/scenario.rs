@@ -74,6 +74,10 @@ pub struct Scenario {
     pub lifetime_ns: i64,
     /// Events kept in the instance queue (the queue holds one more); `None`: all.
     pub(crate) queue_size: Option<usize>,
+    /// Whether queued events must stay whole: conditions, overflow filters and scope
+    /// expressions read any field of them; otherwise the alert only needs meta, enrichment and
+    /// time, and a slim copy keeps bucket memory small.
+    pub(crate) full_events: bool,
     pub(crate) filter: Program,
     pub(crate) groupby: Option<Program>,
     pub(crate) distinct: Option<Program>,
@@ -306,6 +310,11 @@ impl Scenarios {
         }
     }
 
+    /// Whether instances of scenario `si` keep whole events (see `Scenario::full_events`).
+    pub(crate) fn full_events(&self, si: u32) -> bool {
+        self.list.get(si as usize).is_none_or(|s| s.full_events)
+    }
+
     /// Number of scenarios.
     pub fn len(&self) -> usize {
         self.list.len()
@@ -504,6 +513,10 @@ impl Scenario {
             simulated: false,
             lifetime_ns,
             queue_size,
+            full_events: cfg.condition.is_some()
+                || cfg.overflow_filter.is_some()
+                || cfg.bayesian_conditions.is_some()
+                || cfg.scope.as_ref().is_some_and(|s| s.expression.is_some()),
             filter: comp(&evt_env, "filter", &cfg.filter)?,
             groupby: opt(&evt_env, "groupby", &cfg.groupby)?,
             distinct: opt(&evt_env, "distinct", &cfg.distinct)?,

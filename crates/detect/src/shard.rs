@@ -152,11 +152,12 @@ impl ShardedDetector {
         self.poured_events += 1;
         let mut evt = evt;
         evt.apply_pending();
-        let evt = Arc::new(evt);
+        let events = crate::engine::EventCopies::new(evt);
         let mut routed = std::mem::take(&mut self.routed);
         for r in routed.drain(..) {
             let s = Self::shard_of(r.scenario, &r.group, n);
-            self.per_shard[s].push((r, Arc::clone(&evt), now));
+            let e = events.for_scenario(&self.scenarios, r.scenario);
+            self.per_shard[s].push((r, e, now));
             if self.per_shard[s].len() >= SEND_BATCH {
                 self.send(s);
             }

@@ -106,7 +106,15 @@ fn replay_is_deterministic_whatever_the_thread_count() {
         let o = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .args(["replay", "--file"])
             .arg(repo().join("demo/auth.log"))
-            .args(["--type", "syslog", "-o", "json", "--threads", threads, "--hub"])
+            .args([
+                "--type",
+                "syslog",
+                "-o",
+                "json",
+                "--threads",
+                threads,
+                "--hub",
+            ])
             .arg(repo().join("hub"))
             .output()
             .unwrap();

@@ -34,7 +34,7 @@ pub(crate) struct Args {
 
 /// Lines parsed per batch: big enough to amortise handing work to threads, small enough to
 /// keep memory flat on huge files.
-const BATCH: usize = 4096;
+const BATCH: usize = 1024;
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let parsers = super::content::parsers(&args.hub, "parsers")
@@ -48,7 +48,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let mut detector = ShardedDetector::new(scenarios.clone(), threads, 1024);
+    let mut detector = ShardedDetector::new(scenarios.clone(), threads, 16);
 
     let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -177,6 +177,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "{} scenarios ({indexed} skipped for unrelated events by the filter index, {always} see every event), {threads} threads",
                 scenarios.len()
             );
+            for (stage, all, always) in parsers.route_coverage() {
+                tracing::debug!(stage, nodes = all, unindexed = always, "parser index");
+            }
             let errors = scenarios.runtime_errors() + parsers.ctx().runtime_errors();
             if errors > 0 {
                 eprintln!("{errors} expression errors at run time (RAMPART_LOG=debug shows them)");
