@@ -452,10 +452,12 @@ impl Detector {
             if sc.kind == BucketType::Counter {
                 continue;
             }
+            // Only instances past their lifetime: the next event of their key would replace them
+            // anyway, so dropping them early changes nothing. (A refilled bucket is not enough:
+            // its distinct values, first time and count still show in a later alert.)
             let idle = inst
                 .last
-                .is_some_and(|l| at_ns > ns(&l).saturating_add(sc.lifetime_ns))
-                || (sc.kind == BucketType::Leaky && inst.limiter.is_full_at(at_ns));
+                .is_some_and(|l| at_ns > ns(&l).saturating_add(sc.lifetime_ns));
             if idle {
                 dead.push(k.clone());
             }

@@ -72,20 +72,6 @@ impl Limiter {
         }
         ok
     }
-
-    /// Tokens available at `now` (for garbage collection: a full bucket is idle).
-    pub(crate) fn tokens_at(&self, now: i64) -> f64 {
-        self.advance(now).1
-    }
-
-    /// Whether the bucket has refilled completely by `now` (rounded to 2 decimals as CrowdSec
-    /// does, because float refill rarely lands exactly on the capacity).
-    pub(crate) fn is_full_at(&self, now: i64) -> bool {
-        match self.burst {
-            None => false,
-            Some(b) => (self.tokens_at(now) * 100.0).round() / 100.0 >= f64::from(b),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -117,7 +103,6 @@ mod tests {
     fn refill_is_capped_and_time_going_backwards_is_harmless() {
         let mut l = Limiter::new(2, S);
         assert!(l.allow(100 * S));
-        assert!(l.is_full_at(1000 * S));
         assert!(l.allow(50 * S));
         assert!(!l.allow(50 * S));
     }

@@ -513,7 +513,10 @@ impl Scenario {
             simulated: false,
             lifetime_ns,
             queue_size,
+            // distinct and cancel_on run on the event when it is poured, in the bucket's thread.
             full_events: cfg.condition.is_some()
+                || cfg.distinct.is_some()
+                || cfg.cancel_on.is_some()
                 || cfg.overflow_filter.is_some()
                 || cfg.bayesian_conditions.is_some()
                 || cfg.scope.as_ref().is_some_and(|s| s.expression.is_some()),
