@@ -379,10 +379,43 @@ pub(crate) fn predicate<'a>(
             for (i, v) in all.enumerate() {
                 cx.locals.set(slot + 2, acc);
                 acc = run(cx, i + offset, v)?;
+                if nested_deeper_than(&acc, MAX_ACC_DEPTH) {
+                    return err(format!(
+                        "reduce: accumulator nested more than {MAX_ACC_DEPTH} levels deep"
+                    ));
+                }
             }
             Ok(acc)
         }
     }
+}
+
+/// How deep `reduce` may nest lists and maps in its accumulator. Dropping, printing, comparing or
+/// serializing a value recurses once per level, so an accumulator wrapped anew at every step
+/// (`reduce(1..1000000, {[#acc]})`) would otherwise overflow the stack and abort the process.
+const MAX_ACC_DEPTH: usize = 1000;
+
+/// Whether lists and maps nest more than `max` levels deep in `v` (iterative, no recursion).
+fn nested_deeper_than(v: &Value<'_>, max: usize) -> bool {
+    fn is_container(v: &Value<'_>) -> bool {
+        matches!(v, Value::List(_) | Value::Map(_))
+    }
+    if !is_container(v) {
+        return false;
+    }
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > max {
+            return true;
+        }
+        let inner = |c: &&Value<'_>| is_container(c);
+        match v {
+            Value::List(l) => stack.extend(l.iter().filter(inner).map(|c| (c, depth + 1))),
+            Value::Map(m) => stack.extend(m.values().filter(inner).map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn order_is_desc(v: &Value<'_>) -> Result<bool, EvalError> {

@@ -65,23 +65,45 @@ fn independent(node: &Node) -> bool {
 fn needles(entry_side: &Node, slot: usize, list: &[Value<'static>]) -> Option<Vec<Value<'static>>> {
     match entry_side {
         Node::Local(s) if *s == slot => Some(list.to_vec()),
-        Node::Call { f, args } if f.pure && matches!(args.as_slice(), [Node::Local(s)] if *s == slot) => list
-            .iter()
-            .map(|v| (f.call)(std::slice::from_ref(v)).ok().map(Value::into_owned))
-            .collect(),
+        Node::Call { f, args }
+            if f.pure && matches!(args.as_slice(), [Node::Local(s)] if *s == slot) =>
+        {
+            list.iter()
+                .map(|v| {
+                    (f.call)(std::slice::from_ref(v))
+                        .ok()
+                        .map(Value::into_owned)
+                })
+                .collect()
+        }
         _ => None,
     }
 }
 
 /// Recognises `any(<constant string list>, {X op <# or F(#)>})`; returns `X` and the matcher.
-pub(crate) fn any_const(list: &Node, body: Node, slot: usize) -> Result<(Node, Arc<ListMatcher>), Node> {
-    let Node::Const(Value::List(items)) = list else { return Err(body) };
+pub(crate) fn any_const(
+    list: &Node,
+    body: Node,
+    slot: usize,
+) -> Result<(Node, Arc<ListMatcher>), Node> {
+    let Node::Const(Value::List(items)) = list else {
+        return Err(body);
+    };
     if !items.iter().all(|v| v.as_str().is_some()) {
         return Err(body);
     }
-    let Node::Bin { op, l, r } = body else { return Err(body) };
-    let ok_op = matches!(op, BinOp::Contains | BinOp::StartsWith | BinOp::EndsWith | BinOp::Eq);
-    let found = if ok_op && independent(&l) { needles(&r, slot, items) } else { None };
+    let Node::Bin { op, l, r } = body else {
+        return Err(body);
+    };
+    let ok_op = matches!(
+        op,
+        BinOp::Contains | BinOp::StartsWith | BinOp::EndsWith | BinOp::Eq
+    );
+    let found = if ok_op && independent(&l) {
+        needles(&r, slot, items)
+    } else {
+        None
+    };
     let Some(needles) = found.filter(|n| n.iter().all(|v| v.as_str().is_some())) else {
         return Err(Node::Bin { op, l, r });
     };
@@ -95,7 +117,14 @@ pub(crate) fn any_const(list: &Node, body: Node, slot: usize) -> Result<(Node, A
         BinOp::StartsWith => Matcher::StartsWith,
         _ => Matcher::EndsWith,
     };
-    Ok((*l, Arc::new(ListMatcher { op, needles, matcher })))
+    Ok((
+        *l,
+        Arc::new(ListMatcher {
+            op,
+            needles,
+            matcher,
+        }),
+    ))
 }
 
 #[cfg(test)]
@@ -104,7 +133,10 @@ mod tests {
 
     fn optimized(src: &str) -> bool {
         let mut funcs = Functions::new();
-        crate::crowdsec::register(&mut funcs, std::sync::Arc::new(crate::crowdsec::HelperContext::new()));
+        crate::crowdsec::register(
+            &mut funcs,
+            std::sync::Arc::new(crate::crowdsec::HelperContext::new()),
+        );
         let env = Env::new(funcs).var("m", FieldType::StrMap);
         format!("{:?}", env.compile(src).unwrap()).contains("AnyConst")
     }

@@ -263,7 +263,8 @@ fn take_digits(s: &str, min: usize, max: usize) -> Option<(i64, &str)> {
 fn take_name<'s>(s: &'s str, names: &[&str], short: bool) -> Option<(usize, &'s str)> {
     for (i, n) in names.iter().enumerate() {
         let n = if short { &n[..3] } else { n };
-        if s.len() >= n.len() && s[..n.len()].eq_ignore_ascii_case(n) {
+        // `get`: the value may hold a multi-byte character where the name would end.
+        if s.get(..n.len()).is_some_and(|p| p.eq_ignore_ascii_case(n)) {
             return Some((i, &s[n.len()..]));
         }
     }
@@ -350,10 +351,7 @@ pub fn parse_with_layout(
                 }
             }
             Tok::PmUpper | Tok::PmLower => {
-                if s.len() < 2 {
-                    return None;
-                }
-                match &s[..2] {
+                match s.get(..2)? {
                     "PM" | "pm" => pm = Some(true),
                     "AM" | "am" => pm = Some(false),
                     _ => return None,

@@ -202,3 +202,14 @@ impl StageRoute {
         out.dedup();
     }
 }
+
+impl Parsers {
+    /// Per stage: (nodes, nodes every event is offered because no filter fact indexes them).
+    pub fn route_coverage(&self) -> Vec<(String, usize, usize)> {
+        self.stages
+            .iter()
+            .zip(&self.routes)
+            .map(|(s, r)| (s.clone(), r.all.len(), r.always.len()))
+            .collect()
+    }
+}

@@ -88,7 +88,12 @@ pub(super) fn go_sprintf(format: &str, args: &[Value<'_>]) -> String {
     out
 }
 
-/// Reads a width or precision: digits, or `*` taking an int argument.
+/// Go's `tooLarge`: widths and precisions beyond a million are refused.
+const MAX_NUM: usize = 1_000_000;
+
+/// Reads a width or precision: digits, or `*` taking an int argument. As in Go, a number that
+/// grows past [`MAX_NUM`] swallows the rest of the format (which then ends in `%!(NOVERB)`), and a
+/// `*` argument past it is a bad width.
 fn read_num(
     it: &mut std::iter::Peekable<std::str::Chars<'_>>,
     args: &[Value<'_>],
@@ -100,7 +105,7 @@ fn read_num(
         let v = args.get(*next_arg);
         *next_arg += 1;
         return match v {
-            Some(Value::Int(n)) if *n >= 0 => usize::try_from(*n).ok(),
+            Some(Value::Int(n)) if (0..=MAX_NUM as i64).contains(n) => usize::try_from(*n).ok(),
             _ => {
                 out.push_str("%!(BADWIDTH)");
                 None
@@ -109,8 +114,12 @@ fn read_num(
     }
     let mut n: Option<usize> = None;
     while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
+        if n.is_some_and(|n| n > MAX_NUM) {
+            it.for_each(drop);
+            return None;
+        }
         it.next();
-        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
+        n = Some(n.unwrap_or(0) * 10 + d as usize);
     }
     n
 }
@@ -485,6 +494,24 @@ mod tests {
         assert_eq!(sp(&[s("[%*d]"), Value::Int(4), Value::Int(7)]), "[   7]");
         assert_eq!(sp(&[s("[%.2s]"), s("héllo")]), "[hé]");
         assert_eq!(sp(&[s("[%8.3f]"), Value::Float(1.23456)]), "[   1.235]");
+    }
+
+    #[test]
+    fn oversized_widths_are_refused_as_go_does() {
+        // Found by fuzzing: a width of 10^34 panicked with a capacity overflow.
+        assert_eq!(
+            sp(&[s("%10000000000000000000000000000000000d"), Value::Int(1)]),
+            "%!(NOVERB)%!(EXTRA int=1)"
+        );
+        assert_eq!(
+            sp(&[s("[%.10000000000f]"), Value::Float(1.0)]),
+            "[%!(NOVERB)%!(EXTRA float64=1)"
+        );
+        assert_eq!(
+            sp(&[s("[%*d]"), Value::Int(1_000_001), Value::Int(7)]),
+            "[%!(BADWIDTH)7]"
+        );
+        assert_eq!(sp(&[s("%1000000d"), Value::Int(7)]).len(), 1_000_000);
     }
 
     #[test]
