@@ -15,6 +15,10 @@ if ! command -v cargo >/dev/null 2>&1; then
     fi
 fi
 
+if [ ! -d ../shared/compat/crowdsec-hub ]; then
+    echo "skipped: CrowdSec hub conformance suites (../shared/compat/crowdsec-hub not found next to this checkout)"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -11,9 +11,9 @@ use hubtest::Half;
 fn hub_test_cases_pass() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/crowdsec-hub");
     if !root.is_dir() {
-        println!(
-            "skipped: ../shared/compat/crowdsec-hub not found (the CrowdSec hub conformance data)"
-        );
+        // Written to the real stderr: the test harness captures println! of passing tests,
+        // and a skip must never look like a silent pass.
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"skipped: ../shared/compat/crowdsec-hub not found (the CrowdSec hub conformance data)\n");
         return;
     }
     let hub = Hub::open(&root).unwrap();
