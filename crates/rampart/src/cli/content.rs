@@ -69,3 +69,25 @@ pub(crate) fn scenarios(hub: &Path, ctx: &Ctx) -> anyhow::Result<Scenarios> {
         .collect();
     Scenarios::load(ctx, &files).map_err(join)
 }
+
+/// CrowdSec's `simulation.yaml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Simulation {
+    /// Global switch.
+    #[serde(default)]
+    pub(crate) simulation: bool,
+    /// Scenarios that are the exception to the global switch.
+    #[serde(default)]
+    pub(crate) exclusions: Vec<String>,
+}
+
+/// Reads a `simulation.yaml`.
+pub(crate) fn simulation(path: &Path) -> anyhow::Result<Simulation> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.trim().is_empty() {
+        return Ok(Simulation::default());
+    }
+    serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}

@@ -30,6 +30,15 @@ pub(crate) struct Args {
     /// Worker threads for parsing and buckets (default: the machine's cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// CrowdSec `simulation.yaml` (default: HUB/simulation.yaml when it exists): simulated
+    /// scenarios still alert, flagged `simulated`, and no decision will be taken for them.
+    #[arg(long)]
+    simulation: Option<PathBuf>,
+    /// Bucket state file: restored before the replay when it exists, written after it, so a
+    /// log replayed in pieces gives the alerts of one replay (counters are then left running
+    /// instead of being closed at the end).
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 /// Lines parsed per batch: big enough to amortise handing work to threads, small enough to
@@ -42,13 +51,29 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let scenarios = super::content::scenarios(&args.hub, parsers.ctx())
         .with_context(|| format!("loading scenarios from {}", args.hub.display()))?;
     let post = super::content::parsers(&args.hub, "postoverflows")?;
+    let mut scenarios = scenarios;
+    let sim_path = args
+        .simulation
+        .clone()
+        .unwrap_or_else(|| args.hub.join("simulation.yaml"));
+    if args.simulation.is_some() || sim_path.is_file() {
+        let sim = super::content::simulation(&sim_path)?;
+        scenarios.set_simulation(sim.simulation, &sim.exclusions);
+    }
     let scenarios = Arc::new(scenarios);
     let (indexed, always) = scenarios.index_coverage();
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let mut detector = ShardedDetector::new(scenarios.clone(), threads, 16);
+    let mut shards: Vec<detect::Detector> = (0..threads)
+        .map(|_| detect::Detector::new(scenarios.clone()))
+        .collect();
+    if let Some(state) = &args.state {
+        let n = detect::Detector::load_states(&mut shards, state)?;
+        tracing::info!(instances = n, state = %state.display(), "bucket state restored");
+    }
+    let mut detector = ShardedDetector::with_detectors(scenarios.clone(), shards, 16);
 
     let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -125,10 +150,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Reprocessed overflows may still be on their way through the shards.
     detector.flush();
-    let (rest, detectors) = detector.shutdown();
+    let (rest, mut detectors) = detector.shutdown();
     let mut finish = Vec::new();
-    for mut d in detectors {
-        d.finish(&mut finish);
+    match &args.state {
+        Some(state) => {
+            let n = detect::Detector::save_states(&detectors, state)?;
+            tracing::info!(instances = n, state = %state.display(), "bucket state saved");
+        }
+        None => {
+            for d in &mut detectors {
+                d.finish(&mut finish);
+            }
+        }
     }
     for o in rest.into_iter().chain(finish) {
         if let Some(o) = detect::postoverflow(&post, o, ExpectMode::TimeMachine) {
