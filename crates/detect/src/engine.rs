@@ -198,7 +198,7 @@ impl Detector {
             self.log_clock_ns = self.log_clock_ns.max(ns(&r.time));
         }
         self.stats.poured[r.scenario as usize] += 1;
-        self.pour_one(sc, r.scenario, r.group, evt, r.time, now, out);
+        self.pour_one(sc, r.scenario, r, evt, now, out);
         self.pours_since_gc += 1;
         if self.pours_since_gc >= GC_EVERY {
             self.pours_since_gc = 0;
@@ -213,13 +213,13 @@ impl Detector {
         &mut self,
         sc: &Scenario,
         si: u32,
-        group: Box<str>,
+        mut routed: Routed,
         evt: &Arc<Event>,
-        t: DateTime<FixedOffset>,
         now: DateTime<FixedOffset>,
         out: &mut Vec<Overflow>,
     ) {
-        let key: Key = (si, group);
+        let t = routed.time;
+        let key: Key = (si, std::mem::take(&mut routed.group));
         let now_ns = ns(&now);
         // An idle instance is replaced by a fresh one: by log time in time-machine mode, by the
         // wall clock otherwise (where `tick` normally got there first).
@@ -239,7 +239,7 @@ impl Detector {
             self.instances
                 .insert(key.clone(), Instance::new(sc, evt.expect_mode));
         }
-        let outcome = self.run_processors(sc, si, &key, evt, t);
+        let outcome = self.run_processors(sc, si, &key, evt, &mut routed);
         match outcome {
             Outcome::Dropped => {}
             Outcome::Kept => {
@@ -263,10 +263,10 @@ impl Detector {
         si: u32,
         key: &Key,
         shared: &Arc<Event>,
-        t: DateTime<FixedOffset>,
+        routed: &mut Routed,
     ) -> Outcome {
+        let t = routed.time;
         let evt: &Event = shared;
-        let vars = [Value::Obj(evt)];
         if sc.kind == BucketType::Trigger {
             let Some(inst) = self.instances.get_mut(key) else {
                 return Outcome::Dropped;
@@ -277,13 +277,9 @@ impl Detector {
             inst.push(sc, shared);
             return Outcome::Overflow(t);
         }
-        if let Some(d) = &sc.distinct {
-            let value = match d.run(&vars) {
-                Ok(v) => v.to_display_string(),
-                Err(e) => {
-                    self.runtime_error(si, "distinct", &e.message);
-                    return Outcome::Dropped;
-                }
+        if let Some(value) = routed.distinct.take() {
+            let Some(value) = value else {
+                return Outcome::Dropped;
             };
             let Some(inst) = self.instances.get_mut(key) else {
                 return Outcome::Dropped;
@@ -292,16 +288,10 @@ impl Detector {
                 return Outcome::Dropped;
             }
         }
-        if let Some(c) = &sc.cancel_on {
-            match c.run_bool(&vars) {
-                Ok(true) => {
-                    self.instances.remove(key);
-                    self.stats.canceled[si as usize] += 1;
-                    return Outcome::Dropped;
-                }
-                Ok(false) => {}
-                Err(e) => self.runtime_error(si, "cancel_on", &e.message),
-            }
+        if routed.cancel {
+            self.instances.remove(key);
+            self.stats.canceled[si as usize] += 1;
+            return Outcome::Dropped;
         }
         let Some(inst) = self.instances.get_mut(key) else {
             return Outcome::Dropped;

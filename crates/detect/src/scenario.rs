@@ -127,6 +127,11 @@ pub struct Routed {
     pub group: Box<str>,
     /// Bucket time: the event's own in time-machine mode, the wall clock in live mode.
     pub time: chrono::DateTime<chrono::FixedOffset>,
+    /// The scenario's `distinct` value for this event: `None` without `distinct`, `Some(None)`
+    /// when it could not be computed (the event is then dropped, as CrowdSec does).
+    pub distinct: Option<Option<String>>,
+    /// The scenario's `cancel_on` held for this event.
+    pub cancel: bool,
 }
 
 fn duration(
@@ -302,10 +307,29 @@ impl Scenarios {
                 );
                 continue;
             };
+            // distinct and cancel_on only read the event: computed here, on the routing thread,
+            // so the bucket can keep a slim copy of the event.
+            let distinct = sc.distinct.as_ref().map(|d| match d.run(&vars) {
+                Ok(v) => Some(v.to_display_string()),
+                Err(e) => {
+                    self.runtime_error(si, "distinct", &e.message);
+                    None
+                }
+            });
+            let cancel = match sc.cancel_on.as_ref().map(|c| c.run_bool(&vars)) {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => {
+                    self.runtime_error(si, "cancel_on", &e.message);
+                    false
+                }
+                None => false,
+            };
             out.push(Routed {
                 scenario: si,
                 group,
                 time,
+                distinct,
+                cancel,
             });
         }
     }
@@ -513,10 +537,7 @@ impl Scenario {
             simulated: false,
             lifetime_ns,
             queue_size,
-            // distinct and cancel_on run on the event when it is poured, in the bucket's thread.
             full_events: cfg.condition.is_some()
-                || cfg.distinct.is_some()
-                || cfg.cancel_on.is_some()
                 || cfg.overflow_filter.is_some()
                 || cfg.bayesian_conditions.is_some()
                 || cfg.scope.as_ref().is_some_and(|s| s.expression.is_some()),

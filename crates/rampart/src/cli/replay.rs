@@ -1,7 +1,7 @@
 //! `rampart replay`: cold logs through parsers and scenarios in time-machine mode (bucket
 //! clocks follow the log's own timestamps), printing the alerts.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -88,7 +88,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect();
     let src = args.file.display().to_string();
     let (mut lines, mut parsed) = (0u64, 0u64);
-    let mut alerts: Vec<Overflow> = Vec::new();
+    let mut sink = Sink::new(args.output)?;
     let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
     let mut split = reader.split(b'\n').enumerate();
     loop {
@@ -146,7 +146,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         detector.sync();
         let fresh: Vec<Overflow> = detector.overflows().try_iter().collect();
-        accept(&post, &mut detector, fresh, &mut alerts);
+        sink.emit(accept(&post, &mut detector, fresh))?;
     }
     // Reprocessed overflows may still be on their way through the shards.
     detector.flush();
@@ -163,60 +163,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    for o in rest.into_iter().chain(finish) {
-        if let Some(o) = detect::postoverflow(&post, o, ExpectMode::TimeMachine) {
-            alerts.push(o);
+    let last: Vec<Overflow> = rest
+        .into_iter()
+        .chain(finish)
+        .filter_map(|o| detect::postoverflow(&post, o, ExpectMode::TimeMachine))
+        .collect();
+    sink.emit(last)?;
+    let count = sink.finish()?;
+    if args.output == Output::Human {
+        println!("\n{lines} lines read, {parsed} parsed, {count} alerts");
+        println!(
+            "{} scenarios ({indexed} skipped for unrelated events by the filter index, {always} see every event), {threads} threads",
+            scenarios.len()
+        );
+        for (stage, all, always) in parsers.route_coverage() {
+            tracing::debug!(stage, nodes = all, unindexed = always, "parser index");
         }
-    }
-    // Shards finish in any order; alerts are listed by overflow time.
-    alerts.sort_by(|a, b| {
-        (&a.time, &a.scenario, a.source_values(), &a.mapkey).cmp(&(
-            &b.time,
-            &b.scenario,
-            b.source_values(),
-            &b.mapkey,
-        ))
-    });
-    match args.output {
-        Output::Json => {
-            let list: Vec<&detect::Alert> = alerts.iter().flat_map(|o| o.alerts.iter()).collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
-        }
-        Output::Human => {
-            println!(
-                "{lines} lines read, {parsed} parsed, {} alerts",
-                alerts.len()
-            );
-            if !alerts.is_empty() {
-                println!(
-                    "\n{:<40} {:<8} {:<40} {:>6}  FIRST SEEN → OVERFLOW",
-                    "SCENARIO", "SCOPE", "VALUE", "EVENTS"
-                );
-            }
-            for o in &alerts {
-                for a in &o.alerts {
-                    println!(
-                        "{:<40} {:<8} {:<40} {:>6}  {} → {}",
-                        a.scenario,
-                        a.source.scope,
-                        a.source.value,
-                        a.events_count,
-                        a.start_at,
-                        a.stop_at
-                    );
-                }
-            }
-            println!(
-                "{} scenarios ({indexed} skipped for unrelated events by the filter index, {always} see every event), {threads} threads",
-                scenarios.len()
-            );
-            for (stage, all, always) in parsers.route_coverage() {
-                tracing::debug!(stage, nodes = all, unindexed = always, "parser index");
-            }
-            let errors = scenarios.runtime_errors() + parsers.ctx().runtime_errors();
-            if errors > 0 {
-                eprintln!("{errors} expression errors at run time (RAMPART_LOG=debug shows them)");
-            }
+        let errors = scenarios.runtime_errors() + parsers.ctx().runtime_errors();
+        if errors > 0 {
+            eprintln!("{errors} expression errors at run time (RAMPART_LOG=debug shows them)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -229,8 +194,8 @@ fn accept(
     post: &parse::Parsers,
     detector: &mut ShardedDetector,
     fresh: Vec<Overflow>,
-    alerts: &mut Vec<Overflow>,
-) {
+) -> Vec<Overflow> {
+    let mut alerts = Vec::with_capacity(fresh.len());
     for o in fresh {
         let Some(o) = detect::postoverflow(post, o, ExpectMode::TimeMachine) else {
             continue;
@@ -239,5 +204,79 @@ fn accept(
             detector.pour(detect::overflow_event(o.clone(), ExpectMode::TimeMachine));
         }
         alerts.push(o);
+    }
+    alerts
+}
+
+/// Alerts are written as each batch of the log is done (sorted within the batch, which keeps
+/// the output deterministic), so a replay's memory does not grow with its alert count.
+struct Sink {
+    output: Output,
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    count: usize,
+}
+
+impl Sink {
+    fn new(output: Output) -> std::io::Result<Self> {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if output == Output::Json {
+            out.write_all(b"[")?;
+        }
+        Ok(Sink {
+            output,
+            out,
+            count: 0,
+        })
+    }
+
+    fn emit(&mut self, mut batch: Vec<Overflow>) -> anyhow::Result<()> {
+        batch.sort_by(|a, b| {
+            (&a.time, &a.scenario, a.source_values(), &a.mapkey).cmp(&(
+                &b.time,
+                &b.scenario,
+                b.source_values(),
+                &b.mapkey,
+            ))
+        });
+        for a in batch.iter().flat_map(|o| o.alerts.iter()) {
+            match self.output {
+                Output::Json => {
+                    if self.count > 0 {
+                        self.out.write_all(b",")?;
+                    }
+                    self.out.write_all(b"\n")?;
+                    serde_json::to_writer_pretty(&mut self.out, a)?;
+                }
+                Output::Human => {
+                    if self.count == 0 {
+                        writeln!(
+                            self.out,
+                            "{:<40} {:<8} {:<40} {:>6}  FIRST SEEN → OVERFLOW",
+                            "SCENARIO", "SCOPE", "VALUE", "EVENTS"
+                        )?;
+                    }
+                    writeln!(
+                        self.out,
+                        "{:<40} {:<8} {:<40} {:>6}  {} → {}",
+                        a.scenario,
+                        a.source.scope,
+                        a.source.value,
+                        a.events_count,
+                        a.start_at,
+                        a.stop_at
+                    )?;
+                }
+            }
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<usize> {
+        if self.output == Output::Json {
+            self.out.write_all(b"\n]\n")?;
+        }
+        self.out.flush()?;
+        Ok(self.count)
     }
 }
