@@ -352,7 +352,16 @@ def measures_cs(cs, lines, logname):
             "alerts": len(cs["alerts"]), "ips": len(ip_set(cs["alerts"])),
             "score": cs["detect"]["score"][logname], "baseline_wall_s": median([r.get("baseline_wall_s") for r in rp]),
             "lapi_rss_mb": cs["detect"].get("lapi_rss_mb"), "banned": cs["detect"].get("banned_ips"),
-            "exit": [r.get("exit") for r in rp], "self": self_diff(cs["alerts_reps"])}
+            "exit": [r.get("exit") for r in rp], "self": self_diff(cs["alerts_reps"]),
+            "duplicates": duplicates(cs["alerts"])}
+
+
+def duplicates(alerts):
+    """Alerts identical to an earlier one (scenario, source, start, stop, events): CrowdSec's agent
+    sometimes pushes an alert batch to its LAPI twice."""
+    seen = collections.Counter((a["scenario"], a["value"], norm_ts(a["start_at"]), norm_ts(a["stop_at"]),
+                                a["events_count"]) for a in alerts)
+    return sum(n - 1 for n in seen.values())
 
 
 def measures_r(r, lines):
@@ -519,6 +528,9 @@ def render(size, cols, cs_ver, r_ver, content_counts):
                      "%ss measured on a one-line file); its separate LAPI peaked at %s MB RSS. CrowdSec flagged %d IPs, "
                      "banned %s." % (c["title"], fmt(cs.get("baseline_wall_s"), 1), fmt(cs.get("lapi_rss_mb"), 0),
                                      cs["ips"], cs.get("banned")))
+        if cs.get("duplicates"):
+            notes.append("%s: CrowdSec's database holds %d exact duplicate alerts (same scenario, IP, start, stop and "
+                         "events count), counted in its alerts above." % (c["title"], cs["duplicates"]))
         for who, m in (("CrowdSec", cs), ("Rampart", c["r"])):
             sd = m.get("self")
             if sd:
