@@ -10,9 +10,10 @@ use chrono::{DateTime, FixedOffset, Utc};
 use expr::{Missing, Object, Value};
 use parse::{Event, EventType, ExpectMode, Parsers};
 
-use crate::alert::{Alert, AlertEvent, MetaItem, Overflow, Source, Sources};
 use crate::limiter::Limiter;
+use crate::overflow::{Overflow, Sources};
 use crate::scenario::{BucketType, Routed, Scenario, Scenarios};
+use model::{Alert, AlertEvent, MetaItem, Source};
 
 /// Counters, overall and per scenario (indexes follow [`Scenarios::iter`]).
 #[derive(Debug, Clone, Default)]
@@ -730,7 +731,8 @@ fn build_overflow(
         remediation: sc.remediation,
         source: Source::default(),
         events,
-        labels: sc.labels.clone(),
+        scenario_labels: sc.labels.clone(),
+        ..Alert::default()
     };
     let alerts = sources
         .0

@@ -7,20 +7,21 @@
 //!
 //! The crate reads [`parse::Event`]s and knows nothing of acquisition or the LAPI.
 
-mod alert;
 mod config;
 mod engine;
 mod error;
 mod index;
 mod limiter;
+mod overflow;
 mod scenario;
 mod shard;
 mod state;
 
-pub use alert::{Alert, AlertEvent, MetaItem, Overflow, Source, Sources};
 pub use config::{BayesianCondition, ScenarioConfig, ScopeConfig};
 pub use engine::{Detector, Stats, overflow_event, postoverflow};
 pub use error::DetectError;
+pub use model::{Alert, AlertEvent, MetaItem, Source};
+pub use overflow::{Overflow, Sources};
 pub use scenario::{BucketType, Routed, Scenario, ScenarioFile, Scenarios};
 pub use shard::{ShardedDetector, merge_stats};
 pub use state::StateError;

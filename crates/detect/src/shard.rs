@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, FixedOffset, Utc};
 use parse::Event;
 
-use crate::alert::Overflow;
 use crate::engine::{Detector, Stats};
+use crate::overflow::Overflow;
 use crate::scenario::{Routed, Scenarios};
 
 /// One routed event for a shard: its instance, the event, the wall clock when it arrived.

@@ -1,11 +1,13 @@
-//! What an overflow produces, in CrowdSec's shape: the JSON the LAPI receives (`models.Alert`)
-//! and the object model hub-test assertions and postoverflow parsers read
-//! (`evt.Overflow.Alert.Source.IP`, `results[0].Overflow.GetSources()`...).
+//! Alerts in CrowdSec's shape (`models.Alert`): the JSON agents push and the LAPI returns, and the
+//! object model expressions read (`Alert.GetScope()` in profiles, `evt.Overflow.Alert.Source.IP`
+//! in postoverflows and hub tests).
 
 use std::collections::BTreeMap;
 
-use expr::{EvalError, Map, Missing, Object, Value};
+use expr::{EvalError, Map, Object, Value};
 use serde::{Deserialize, Serialize};
+
+use crate::decision::Decision;
 
 /// Where an alert comes from (`models.Source`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -55,9 +57,23 @@ pub struct AlertEvent {
     pub timestamp: String,
 }
 
-/// An alert as the LAPI receives it (`POST /v1/alerts`), one per source.
+/// An alert (`models.Alert`): what agents push to `POST /v1/alerts`, what the LAPI stores and
+/// returns from searches. Fields the LAPI fills (`id`, `uuid`, `machine_id`, `created_at`) are
+/// omitted from the JSON while empty, so an agent's push looks exactly like CrowdSec's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
+    /// Database id (responses only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// Set by the LAPI when it stores the alert.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uuid: String,
+    /// The machine that pushed it (responses only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub machine_id: String,
+    /// When the LAPI stored it (responses only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_at: String,
     /// Scenario name.
     pub scenario: String,
     /// sha256 of the scenario file (empty for local files).
@@ -79,45 +95,42 @@ pub struct Alert {
     /// Scenario in simulation mode: no decision will be taken.
     pub simulated: bool,
     /// The scenario asks for a remediation (`labels.remediation: true`).
+    #[serde(default)]
     pub remediation: bool,
     /// The source of this alert.
     pub source: Source,
-    /// Events kept by the bucket.
+    /// Events kept by the bucket (`null` reads as none).
+    #[serde(deserialize_with = "null_as_default")]
     pub events: Vec<AlertEvent>,
-    /// Scenario labels, for the console and profiles.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, serde_json::Value>,
+    /// Decisions: empty from agents, set by `cscli`-like clients and by the LAPI's profiles.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub decisions: Vec<Decision>,
+    /// Console context (`{key, value}` with JSON-array values).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub meta: Vec<MetaItem>,
+    /// Unused by CrowdSec (always `null`); kept for round trips.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// `crowdsec`, `capi`, `cscli`...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The scenario's labels, for expressions and local outputs; never sent on the wire (CrowdSec's
+    /// `labels` field is a list of strings).
+    #[serde(skip)]
+    pub scenario_labels: BTreeMap<String, serde_json::Value>,
 }
 
-/// A bucket overflow (CrowdSec's `RuntimeAlert`): sources, and one alert per source.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Overflow {
-    /// Scenario that overflowed.
-    pub scenario: String,
-    /// Partition key of the instance.
-    pub mapkey: String,
-    /// Sources by value.
-    pub sources: Sources,
-    /// One alert per source, in source order.
-    pub alerts: Vec<Alert>,
-    /// Re-inject into the scenarios.
-    pub reprocess: bool,
-    /// Set by postoverflow whitelists.
-    pub whitelisted: bool,
-    /// Overflow time (RFC 3339), the `MarshaledTime` of the overflow event.
-    pub time: String,
-}
-
-impl Overflow {
-    /// The first alert (CrowdSec's `RuntimeAlert.Alert`).
-    pub fn alert(&self) -> Option<&Alert> {
-        self.alerts.first()
-    }
-
-    /// Source values, in order.
-    pub fn source_values(&self) -> Vec<&str> {
-        self.sources.0.keys().map(String::as_str).collect()
-    }
+/// Reads JSON `null` as the type's default (Go serialises empty slices as `null`).
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 fn str_arg<'a>(args: &'a [Value<'_>], method: &str) -> Result<&'a str, EvalError> {
@@ -219,8 +232,20 @@ impl Object for Alert {
                     .map(|e| Value::Obj(e as &dyn Object))
                     .collect(),
             ),
-            "Decisions" => Value::list(Vec::new()),
-            "Labels" => expr::from_json(&serde_json::to_value(&self.labels).unwrap_or_default()),
+            "Decisions" => Value::list(
+                self.decisions
+                    .iter()
+                    .map(|d| Value::Obj(d as &dyn Object))
+                    .collect(),
+            ),
+            "Labels" => {
+                expr::from_json(&serde_json::to_value(&self.scenario_labels).unwrap_or_default())
+            }
+            "Kind" => Value::Str(&self.kind),
+            "UUID" => Value::Str(&self.uuid),
+            "MachineID" => Value::Str(&self.machine_id),
+            "CreatedAt" => Value::Str(&self.created_at),
+            "ID" => Value::Int(self.id.unwrap_or_default()),
             _ => return None,
         })
     }
@@ -231,68 +256,5 @@ impl Object for Alert {
     ) -> Option<Result<Value<'s>, EvalError>> {
         let field = method.strip_prefix("Get")?;
         self.get(field).map(Ok)
-    }
-}
-
-impl Object for Overflow {
-    fn type_name(&self) -> &'static str {
-        "RuntimeAlert"
-    }
-    fn get(&self, key: &str) -> Option<Value<'_>> {
-        Some(match key {
-            "Mapkey" => Value::Str(&self.mapkey),
-            "Sources" => Value::Obj(&self.sources),
-            "Alert" => self.alerts.first().map_or(Value::Nil, |a| Value::Obj(a)),
-            "APIAlerts" => Value::list(
-                self.alerts
-                    .iter()
-                    .map(|a| Value::Obj(a as &dyn Object))
-                    .collect(),
-            ),
-            "Reprocess" => Value::Bool(self.reprocess),
-            "Whitelisted" => Value::Bool(self.whitelisted),
-            _ => return None,
-        })
-    }
-    fn call<'s>(
-        &'s self,
-        method: &str,
-        _args: &[Value<'s>],
-    ) -> Option<Result<Value<'s>, EvalError>> {
-        match method {
-            "GetSources" => Some(Ok(Value::list(
-                self.sources
-                    .0
-                    .keys()
-                    .map(|k| Value::Str(k.as_str()))
-                    .collect(),
-            ))),
-            _ => None,
-        }
-    }
-}
-
-/// `Overflow.Sources`: a Go map, so a missing key reads as an empty source.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sources(pub BTreeMap<String, Source>);
-
-static EMPTY_SOURCE: std::sync::LazyLock<Source> = std::sync::LazyLock::new(Source::default);
-
-impl Object for Sources {
-    fn type_name(&self) -> &'static str {
-        "map[string]Source"
-    }
-    fn get(&self, key: &str) -> Option<Value<'_>> {
-        Some(Value::Obj(self.0.get(key).unwrap_or(&EMPTY_SOURCE)))
-    }
-    fn missing(&self) -> Missing {
-        Missing::Nil
-    }
-    fn len(&self) -> Option<usize> {
-        Some(self.0.len())
-    }
-    fn keys(&self) -> Vec<Value<'_>> {
-        self.0.keys().map(|k| Value::Str(k.as_str())).collect()
     }
 }
