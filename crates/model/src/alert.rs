@@ -255,6 +255,13 @@ impl Object for Alert {
         _args: &[Value<'s>],
     ) -> Option<Result<Value<'s>, EvalError>> {
         let field = method.strip_prefix("Get")?;
+        // CrowdSec's Alert helpers read the source for scope and value.
+        match field {
+            "Scope" => return Some(Ok(Value::Str(&self.source.scope))),
+            "Value" => return Some(Ok(Value::Str(&self.source.value))),
+            "Sources" => return Some(Ok(Value::list(vec![Value::Str(&self.source.value)]))),
+            _ => {}
+        }
         self.get(field).map(Ok)
     }
 }

@@ -107,9 +107,15 @@ fn range_predicate(prefix: &str, r: &IpRange, contains: bool, binds: &mut Vec<Bi
     );
     let (a, b) = if contains {
         // The row's interval contains the queried one.
-        (pair_cmp(&si, &ss, "<=", (s_hi, s_lo), binds), pair_cmp(&ei, &es, ">=", (e_hi, e_lo), binds))
+        (
+            pair_cmp(&si, &ss, "<=", (s_hi, s_lo), binds),
+            pair_cmp(&ei, &es, ">=", (e_hi, e_lo), binds),
+        )
     } else {
-        (pair_cmp(&si, &ss, ">=", (s_hi, s_lo), binds), pair_cmp(&ei, &es, "<=", (e_hi, e_lo), binds))
+        (
+            pair_cmp(&si, &ss, ">=", (s_hi, s_lo), binds),
+            pair_cmp(&ei, &es, "<=", (e_hi, e_lo), binds),
+        )
     };
     format!("{prefix}ip_size = ? AND {a} AND {b}")
 }
@@ -147,12 +153,16 @@ fn where_clause(f: &AlertFilter, now: i64, binds: &mut Vec<Bind>) -> String {
     }
     if let Some(active) = f.has_active_decision {
         let not = if active { "" } else { "NOT " };
-        w.push(format!("{not}EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = alerts.id AND d.until > ?)"));
+        w.push(format!(
+            "{not}EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = alerts.id AND d.until > ?)"
+        ));
         binds.push(Bind::I(now));
     }
     for (col, v) in [("type", &f.decision_type), ("origin", &f.origin)] {
         if let Some(v) = v {
-            w.push(format!("EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = alerts.id AND d.{col} = ?)"));
+            w.push(format!(
+                "EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = alerts.id AND d.{col} = ?)"
+            ));
             binds.push(Bind::S(v.clone()));
         }
     }
@@ -163,7 +173,11 @@ fn where_clause(f: &AlertFilter, now: i64, binds: &mut Vec<Bind>) -> String {
                 .into(),
         );
     }
-    if w.is_empty() { "1 = 1".into() } else { w.join(" AND ") }
+    if w.is_empty() {
+        "1 = 1".into()
+    } else {
+        w.join(" AND ")
+    }
 }
 
 const ALERT_COLS: &str = "id, created_at, uuid, machine_id, scenario, scenario_hash, scenario_version, message, events_count, \
@@ -172,13 +186,21 @@ const ALERT_COLS: &str = "id, created_at, uuid, machine_id, scenario, scenario_h
 
 fn alert_from_row(r: &AnyRow) -> Result<Alert, StoreError> {
     let id: i64 = r.try_get("id")?;
-    let corrupt = |reason: String| StoreError::Corrupt { table: "alerts", id, reason };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        table: "alerts",
+        id,
+        reason,
+    };
     let events: Vec<AlertEvent> = match r.try_get::<Option<String>, _>("events")? {
-        Some(s) if !s.is_empty() => serde_json::from_str(&s).map_err(|e| corrupt(format!("events: {e}")))?,
+        Some(s) if !s.is_empty() => {
+            serde_json::from_str(&s).map_err(|e| corrupt(format!("events: {e}")))?
+        }
         _ => Vec::new(),
     };
     let meta: Vec<MetaItem> = match r.try_get::<Option<String>, _>("meta")? {
-        Some(s) if !s.is_empty() => serde_json::from_str(&s).map_err(|e| corrupt(format!("meta: {e}")))?,
+        Some(s) if !s.is_empty() => {
+            serde_json::from_str(&s).map_err(|e| corrupt(format!("meta: {e}")))?
+        }
         _ => Vec::new(),
     };
     Ok(Alert {
@@ -189,7 +211,9 @@ fn alert_from_row(r: &AnyRow) -> Result<Alert, StoreError> {
         scenario: r.try_get("scenario")?,
         scenario_hash: r.try_get("scenario_hash")?,
         scenario_version: r.try_get("scenario_version")?,
-        message: r.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
+        message: r
+            .try_get::<Option<String>, _>("message")?
+            .unwrap_or_default(),
         events_count: i32::try_from(r.try_get::<i64, _>("events_count")?).unwrap_or(i32::MAX),
         start_at: r.try_get("start_at")?,
         stop_at: r.try_get("stop_at")?,
@@ -204,7 +228,9 @@ fn alert_from_row(r: &AnyRow) -> Result<Alert, StoreError> {
             ip: r.try_get("source_ip")?,
             range: r.try_get("source_range")?,
             as_number: r.try_get("source_as_number")?,
-            as_name: r.try_get::<Option<String>, _>("source_as_name")?.unwrap_or_default(),
+            as_name: r
+                .try_get::<Option<String>, _>("source_as_name")?
+                .unwrap_or_default(),
             cn: r.try_get("source_country")?,
             latitude: r.try_get::<f64, _>("source_latitude")? as f32,
             longitude: r.try_get::<f64, _>("source_longitude")? as f32,
@@ -323,16 +349,23 @@ impl Store {
             }
             let rows = query.fetch_all(&mut **tx).await?;
             // RETURNING order is not guaranteed on every backend: match rows by uuid.
-            let mut ids: std::collections::HashMap<String, i64> = std::collections::HashMap::with_capacity(rows.len());
+            let mut ids: std::collections::HashMap<String, i64> =
+                std::collections::HashMap::with_capacity(rows.len());
             for r in &rows {
                 ids.insert(r.try_get(1)?, r.try_get(0)?);
             }
             for d in chunk {
-                let did = ids.get(&d.uuid).copied().ok_or_else(|| StoreError::Corrupt {
-                    table: "decisions",
-                    id,
-                    reason: format!("inserted decision {} not returned (duplicate uuid?)", d.uuid),
-                })?;
+                let did = ids
+                    .get(&d.uuid)
+                    .copied()
+                    .ok_or_else(|| StoreError::Corrupt {
+                        table: "decisions",
+                        id,
+                        reason: format!(
+                            "inserted decision {} not returned (duplicate uuid?)",
+                            d.uuid
+                        ),
+                    })?;
                 stored.push(StoredDecision {
                     id: did,
                     alert_id: id,
@@ -350,7 +383,10 @@ impl Store {
                 });
             }
         }
-        Ok(StoredAlert { id, decisions: stored })
+        Ok(StoredAlert {
+            id,
+            decisions: stored,
+        })
     }
 
     /// Alerts matching a filter, with decisions (durations as time left) when asked.
@@ -359,14 +395,21 @@ impl Store {
         let mut binds = Vec::new();
         let w = where_clause(f, now, &mut binds);
         let order = if f.sort_asc { "ASC" } else { "DESC" };
-        let mut q = format!("SELECT {ALERT_COLS} FROM alerts WHERE {w} ORDER BY created_at {order}, id {order}");
+        let mut q = format!(
+            "SELECT {ALERT_COLS} FROM alerts WHERE {w} ORDER BY created_at {order}, id {order}"
+        );
         if let Some(l) = f.limit.filter(|l| *l > 0) {
             q.push_str(" LIMIT ?");
             binds.push(Bind::I(l));
         }
         let q = self.sql(&q);
-        let rows = bind_all(sqlx::query(q), &binds).fetch_all(self.pool()).await?;
-        let mut alerts = rows.iter().map(alert_from_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = bind_all(sqlx::query(q), &binds)
+            .fetch_all(self.pool())
+            .await?;
+        let mut alerts = rows
+            .iter()
+            .map(alert_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         if f.with_decisions {
             self.attach_decisions(&mut alerts, now).await?;
         }
@@ -387,7 +430,8 @@ impl Store {
 
     async fn attach_decisions(&self, alerts: &mut [Alert], now: i64) -> Result<(), StoreError> {
         let ids: Vec<i64> = alerts.iter().filter_map(|a| a.id).collect();
-        let mut by_alert: std::collections::HashMap<i64, Vec<model::Decision>> = std::collections::HashMap::new();
+        let mut by_alert: std::collections::HashMap<i64, Vec<model::Decision>> =
+            std::collections::HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let q = format!(
                 "SELECT {} FROM decisions WHERE alert_id IN ({}) ORDER BY id",
@@ -400,7 +444,10 @@ impl Store {
             }
             for r in query.fetch_all(self.pool()).await? {
                 let d = decisions::from_row(&r)?;
-                by_alert.entry(d.alert_id).or_default().push(d.to_model(now, true));
+                by_alert
+                    .entry(d.alert_id)
+                    .or_default()
+                    .push(d.to_model(now, true));
             }
         }
         for a in alerts {
@@ -433,14 +480,16 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         for chunk in ids.chunks(CHUNK) {
             let m = marks(chunk.len());
-            let mut q = sqlx::query(self.sql(&format!("SELECT id FROM decisions WHERE alert_id IN ({m})")));
+            let mut q =
+                sqlx::query(self.sql(&format!("SELECT id FROM decisions WHERE alert_id IN ({m})")));
             for id in chunk {
                 q = q.bind(*id);
             }
             for r in q.fetch_all(&mut *tx).await? {
                 decision_ids.push(r.try_get::<i64, _>(0)?);
             }
-            let mut q = sqlx::query(self.sql(&format!("DELETE FROM decisions WHERE alert_id IN ({m})")));
+            let mut q =
+                sqlx::query(self.sql(&format!("DELETE FROM decisions WHERE alert_id IN ({m})")));
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -457,6 +506,8 @@ impl Store {
 
     /// Number of alerts.
     pub async fn count_alerts(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM alerts").fetch_one(self.pool()).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM alerts")
+            .fetch_one(self.pool())
+            .await?)
     }
 }

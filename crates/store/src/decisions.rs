@@ -49,7 +49,11 @@ impl StoredDecision {
             scope: self.scope.clone(),
             simulated: self.simulated,
             kind: self.kind.clone(),
-            until: if with_until { ms_to_rfc3339(self.until) } else { String::new() },
+            until: if with_until {
+                ms_to_rfc3339(self.until)
+            } else {
+                String::new()
+            },
             uuid: self.uuid.clone(),
             value: self.value.clone(),
         }
@@ -91,7 +95,13 @@ pub(crate) const COLS: &str = "id, alert_id, created_at, updated_at, until, scen
 
 pub(crate) fn from_row(r: &AnyRow) -> Result<StoredDecision, sqlx::Error> {
     let size: i64 = r.try_get(12)?;
-    let range = IpRange::from_columns(size, r.try_get(13)?, r.try_get(14)?, r.try_get(15)?, r.try_get(16)?);
+    let range = IpRange::from_columns(
+        size,
+        r.try_get(13)?,
+        r.try_get(14)?,
+        r.try_get(15)?,
+        r.try_get(16)?,
+    );
     Ok(StoredDecision {
         id: r.try_get(0)?,
         alert_id: r.try_get(1)?,
@@ -115,21 +125,31 @@ pub(crate) const CHUNK: usize = 500;
 impl Store {
     /// Decisions whose expiry is after `until_after` (ms), in id order: what the LAPI's memory
     /// index holds (active ones plus recently expired ones, for the stream's `deleted`).
-    pub async fn decisions_until_after(&self, until_after: i64) -> Result<Vec<StoredDecision>, StoreError> {
-        let rows = sqlx::query(self.sql(&format!("SELECT {COLS} FROM decisions WHERE until > ? ORDER BY id")))
-            .bind(until_after)
-            .fetch_all(self.pool())
-            .await?;
+    pub async fn decisions_until_after(
+        &self,
+        until_after: i64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {COLS} FROM decisions WHERE until > ? ORDER BY id"
+        )))
+        .bind(until_after)
+        .fetch_all(self.pool())
+        .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
     /// Decisions changed after `updated_after` (ms): how a replica catches up with another's
     /// writes.
-    pub async fn decisions_updated_after(&self, updated_after: i64) -> Result<Vec<StoredDecision>, StoreError> {
-        let rows = sqlx::query(self.sql(&format!("SELECT {COLS} FROM decisions WHERE updated_at > ? ORDER BY id")))
-            .bind(updated_after)
-            .fetch_all(self.pool())
-            .await?;
+    pub async fn decisions_updated_after(
+        &self,
+        updated_after: i64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {COLS} FROM decisions WHERE updated_at > ? ORDER BY id"
+        )))
+        .bind(updated_after)
+        .fetch_all(self.pool())
+        .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
@@ -137,7 +157,10 @@ impl Store {
     pub async fn decisions_by_id(&self, ids: &[i64]) -> Result<Vec<StoredDecision>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let q = format!("SELECT {COLS} FROM decisions WHERE id IN ({}) ORDER BY id", marks(chunk.len()));
+            let q = format!(
+                "SELECT {COLS} FROM decisions WHERE id IN ({}) ORDER BY id",
+                marks(chunk.len())
+            );
             let mut query = sqlx::query(self.sql(&q));
             for id in chunk {
                 query = query.bind(*id);
@@ -155,7 +178,10 @@ impl Store {
         let mut n = 0;
         let mut tx = self.pool().begin().await?;
         for chunk in ids.chunks(CHUNK) {
-            let q = format!("UPDATE decisions SET until = ?, updated_at = ? WHERE id IN ({})", marks(chunk.len()));
+            let q = format!(
+                "UPDATE decisions SET until = ?, updated_at = ? WHERE id IN ({})",
+                marks(chunk.len())
+            );
             let mut query = sqlx::query(self.sql(&q)).bind(at).bind(at);
             for id in chunk {
                 query = query.bind(*id);
@@ -181,10 +207,12 @@ impl Store {
 
     /// Number of decisions still active.
     pub async fn count_active_decisions(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(self.sql("SELECT COUNT(*) FROM decisions WHERE until > ?"))
-            .bind(now_ms())
-            .fetch_one(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar(self.sql("SELECT COUNT(*) FROM decisions WHERE until > ?"))
+                .bind(now_ms())
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 }
 

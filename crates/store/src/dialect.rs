@@ -48,7 +48,12 @@ impl Dialect {
             Self::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT", "REAL"),
             Self::Postgres => ("BIGSERIAL PRIMARY KEY", "TEXT", "TEXT", "DOUBLE PRECISION"),
             // utf8mb4 VARCHAR(255) stays under InnoDB's index key limit.
-            Self::Mysql => ("BIGINT AUTO_INCREMENT PRIMARY KEY", "VARCHAR(255)", "MEDIUMTEXT", "DOUBLE"),
+            Self::Mysql => (
+                "BIGINT AUTO_INCREMENT PRIMARY KEY",
+                "VARCHAR(255)",
+                "MEDIUMTEXT",
+                "DOUBLE",
+            ),
         };
         template
             .replace("{ID}", id)

@@ -41,7 +41,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dialect", &self.dialect).finish()
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect)
+            .finish()
     }
 }
 
@@ -59,7 +61,11 @@ impl Store {
         let dialect = Dialect::from_url(url).ok_or_else(|| StoreError::BadUrl(url.to_owned()))?;
         let mut url_owned = url.to_owned();
         if dialect == Dialect::Sqlite && !url.contains("mode=") && !url.contains(":memory:") {
-            url_owned.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            url_owned.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
         }
         let opts = AnyConnectOptions::from_str(&url_owned)?.disable_statement_logging();
         let max = match dialect {

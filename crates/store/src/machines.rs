@@ -67,7 +67,9 @@ fn from_row(r: &AnyRow) -> Result<Machine, sqlx::Error> {
         machine_id: r.try_get("machine_id")?,
         password_hash: r.try_get("password")?,
         ip_address: r.try_get("ip_address")?,
-        scenarios: r.try_get::<Option<String>, _>("scenarios")?.unwrap_or_default(),
+        scenarios: r
+            .try_get::<Option<String>, _>("scenarios")?
+            .unwrap_or_default(),
         version: r.try_get("version")?,
         is_validated: r.try_get::<i64, _>("is_validated")? != 0,
         auth_type: r.try_get("auth_type")?,
@@ -77,8 +79,12 @@ fn from_row(r: &AnyRow) -> Result<Machine, sqlx::Error> {
         last_heartbeat: r.try_get("last_heartbeat")?,
         osname: r.try_get("osname")?,
         osversion: r.try_get("osversion")?,
-        hubstate: r.try_get::<Option<String>, _>("hubstate")?.unwrap_or_default(),
-        datasources: r.try_get::<Option<String>, _>("datasources")?.unwrap_or_default(),
+        hubstate: r
+            .try_get::<Option<String>, _>("hubstate")?
+            .unwrap_or_default(),
+        datasources: r
+            .try_get::<Option<String>, _>("datasources")?
+            .unwrap_or_default(),
     })
 }
 
@@ -107,10 +113,11 @@ impl Store {
 
     /// One machine by login.
     pub async fn machine(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
-        let row = sqlx::query(self.sql(&format!("SELECT {COLS} FROM machines WHERE machine_id = ?")))
-            .bind(machine_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query(self.sql(&format!("SELECT {COLS} FROM machines WHERE machine_id = ?")))
+                .bind(machine_id)
+                .fetch_optional(self.pool())
+                .await?;
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
@@ -124,12 +131,14 @@ impl Store {
 
     /// Marks a machine validated.
     pub async fn validate_machine(&self, machine_id: &str) -> Result<(), StoreError> {
-        let n = sqlx::query(self.sql("UPDATE machines SET is_validated = 1, updated_at = ? WHERE machine_id = ?"))
-            .bind(now_ms())
-            .bind(machine_id)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            self.sql("UPDATE machines SET is_validated = 1, updated_at = ? WHERE machine_id = ?"),
+        )
+        .bind(now_ms())
+        .bind(machine_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound(format!("machine '{machine_id}'")));
         }
@@ -163,7 +172,11 @@ impl Store {
             "UPDATE machines SET ip_address = ?, version = ?, updated_at = ?, last_heartbeat = ? WHERE machine_id = ?"
         };
         let now = now_ms();
-        let mut query = sqlx::query(self.sql(q)).bind(ip).bind(version).bind(now).bind(now);
+        let mut query = sqlx::query(self.sql(q))
+            .bind(ip)
+            .bind(version)
+            .bind(now)
+            .bind(now);
         if let Some(s) = scenarios {
             query = query.bind(s);
         }
@@ -184,12 +197,14 @@ impl Store {
     /// Updates `last_push`.
     pub async fn machine_pushed(&self, machine_id: &str) -> Result<(), StoreError> {
         let now = now_ms();
-        sqlx::query(self.sql("UPDATE machines SET last_push = ?, last_heartbeat = ? WHERE machine_id = ?"))
-            .bind(now)
-            .bind(now)
-            .bind(machine_id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            self.sql("UPDATE machines SET last_push = ?, last_heartbeat = ? WHERE machine_id = ?"),
+        )
+        .bind(now)
+        .bind(now)
+        .bind(machine_id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

@@ -60,7 +60,12 @@ pub struct FlushReport {
 
 impl Store {
     /// Stores one usage-metrics payload.
-    pub async fn insert_metrics(&self, generated_type: &str, generated_by: &str, payload: &str) -> Result<(), StoreError> {
+    pub async fn insert_metrics(
+        &self,
+        generated_type: &str,
+        generated_by: &str,
+        payload: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(self.sql(
             "INSERT INTO metrics (generated_type, generated_by, received_at, payload) VALUES (?, ?, ?, ?)",
         ))
@@ -75,18 +80,21 @@ impl Store {
 
     /// Number of stored metrics payloads from one component.
     pub async fn count_metrics(&self, generated_by: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(self.sql("SELECT COUNT(*) FROM metrics WHERE generated_by = ?"))
-            .bind(generated_by)
-            .fetch_one(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar(self.sql("SELECT COUNT(*) FROM metrics WHERE generated_by = ?"))
+                .bind(generated_by)
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// A config item (`None` when unset).
     pub async fn config_item(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let v: Option<Option<String>> = sqlx::query_scalar(self.sql("SELECT value FROM config_items WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
+        let v: Option<Option<String>> =
+            sqlx::query_scalar(self.sql("SELECT value FROM config_items WHERE name = ?"))
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
         Ok(v.flatten())
     }
 
@@ -148,12 +156,17 @@ impl Store {
     }
 
     /// Adds items (IPs or CIDRs; the caller validated them) to an allowlist.
-    pub async fn add_allowlist_items(&self, name: &str, items: &[AllowlistItem]) -> Result<(), StoreError> {
+    pub async fn add_allowlist_items(
+        &self,
+        name: &str,
+        items: &[AllowlistItem],
+    ) -> Result<(), StoreError> {
         let id = self.allowlist_id(name).await?;
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         for it in items {
-            let (size, si, ss, ei, es) = IpRange::parse(&it.value).map_or((0, 0, 0, 0, 0), |r| r.to_columns());
+            let (size, si, ss, ei, es) =
+                IpRange::parse(&it.value).map_or((0, 0, 0, 0, 0), |r| r.to_columns());
             sqlx::query(self.sql(
                 "INSERT INTO allowlist_items (allowlist_id, value, comment, created_at, expires_at, ip_size, start_ip, start_suffix, end_ip, end_suffix) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -181,7 +194,11 @@ impl Store {
     }
 
     /// Removes items by value.
-    pub async fn remove_allowlist_items(&self, name: &str, values: &[String]) -> Result<u64, StoreError> {
+    pub async fn remove_allowlist_items(
+        &self,
+        name: &str,
+        values: &[String],
+    ) -> Result<u64, StoreError> {
         let id = self.allowlist_id(name).await?;
         let mut n = 0;
         for chunk in values.chunks(CHUNK) {
@@ -200,9 +217,11 @@ impl Store {
 
     /// Every allowlist with its unexpired items.
     pub async fn allowlists(&self) -> Result<Vec<Allowlist>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, description, created_at, updated_at FROM allowlists ORDER BY name")
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, description, created_at, updated_at FROM allowlists ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
         let mut lists = Vec::with_capacity(rows.len());
         for r in &rows {
             lists.push(Allowlist {
@@ -241,26 +260,33 @@ impl Store {
     pub async fn flush(&self, p: &FlushPolicy) -> Result<FlushReport, StoreError> {
         let now = now_ms();
         let mut report = FlushReport::default();
-        let keep_active = "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = alerts.id AND d.until > ?)";
+        let keep_active =
+            "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = alerts.id AND d.until > ?)";
         let mut victims: Vec<i64> = Vec::new();
         if let Some(age) = p.max_age_ms {
-            let rows = sqlx::query(self.sql(&format!("SELECT id FROM alerts WHERE created_at < ? AND {keep_active}")))
-                .bind(now - age)
-                .bind(now)
-                .fetch_all(self.pool())
-                .await?;
+            let rows = sqlx::query(self.sql(&format!(
+                "SELECT id FROM alerts WHERE created_at < ? AND {keep_active}"
+            )))
+            .bind(now - age)
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?;
             for r in &rows {
                 victims.push(r.try_get(0)?);
             }
         }
         if let Some(max) = p.max_items {
-            let max_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM alerts").fetch_one(self.pool()).await?;
+            let max_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM alerts")
+                .fetch_one(self.pool())
+                .await?;
             if let Some(max_id) = max_id {
-                let rows = sqlx::query(self.sql(&format!("SELECT id FROM alerts WHERE id <= ? AND {keep_active}")))
-                    .bind(max_id - max)
-                    .bind(now)
-                    .fetch_all(self.pool())
-                    .await?;
+                let rows = sqlx::query(self.sql(&format!(
+                    "SELECT id FROM alerts WHERE id <= ? AND {keep_active}"
+                )))
+                .bind(max_id - max)
+                .bind(now)
+                .fetch_all(self.pool())
+                .await?;
                 for r in &rows {
                     victims.push(r.try_get(0)?);
                 }
@@ -281,5 +307,19 @@ impl Store {
                 .rows_affected();
         }
         Ok(report)
+    }
+}
+
+impl Store {
+    /// PostgreSQL `NOTIFY` (a no-op elsewhere): tells other replicas that decisions changed.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        if self.dialect() == crate::Dialect::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(())
     }
 }

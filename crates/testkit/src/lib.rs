@@ -67,7 +67,9 @@ async fn server_db(backend: &'static str, admin_url: String, sep: &str) -> Optio
     .await;
     match created {
         Ok(()) => {
-            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(b, _)| b);
             Some(TempDb {
                 backend,
                 url: format!("{base}{sep}{name}"),
@@ -118,12 +120,19 @@ impl Drop for TempDb {
         let name = std::mem::take(&mut self.name);
         // Drop may run inside a runtime: do the async cleanup on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {
                 if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
-                    let force = if admin.starts_with("postgres") { " WITH (FORCE)" } else { "" };
+                    let force = if admin.starts_with("postgres") {
+                        " WITH (FORCE)"
+                    } else {
+                        ""
+                    };
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name}{force}"
                     )))

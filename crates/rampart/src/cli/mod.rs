@@ -1,8 +1,11 @@
 //! Command-line interface, one module per noun as in cscli.
 
+mod admin;
+mod config;
 mod content;
 mod explain;
 mod hubtest;
+mod lapi;
 mod replay;
 
 use std::path::PathBuf;
@@ -38,6 +41,22 @@ enum Command {
     Explain(explain::Args),
     /// Replay a log through parsers and scenarios (time machine) and print the alerts.
     Replay(replay::Args),
+    /// Run the Local API server.
+    Lapi(lapi::Args),
+    /// Manage machines (agents and admin clients) allowed to log in to the LAPI.
+    Machines {
+        #[command(subcommand)]
+        action: admin::MachinesAction,
+        #[command(flatten)]
+        db: admin::DbArgs,
+    },
+    /// Manage bouncers and their API keys.
+    Bouncers {
+        #[command(subcommand)]
+        action: admin::BouncersAction,
+        #[command(flatten)]
+        db: admin::DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,5 +93,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Explain(args) => explain::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Lapi(args) => lapi::run(args),
+        Command::Machines { action, db } => admin::machines(action, db),
+        Command::Bouncers { action, db } => admin::bouncers(action, db),
     }
 }

@@ -1,0 +1,150 @@
+//! `POST /v1/alerts`: normalise, drop allowlisted alerts, attach decisions (the client's, or the
+//! profiles'), store, index, wake bouncers.
+
+use model::{Alert, IpRange, normalize_scope, parse_duration_days, scope};
+use store::{NewAlert, NewDecision, StoreError, now_ms};
+
+use crate::Lapi;
+
+/// Parses an RFC 3339 time to ms; `None` when malformed.
+pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// The integer interval a decision targets, or why it cannot be stored.
+fn decision_range(scope_name: &str, value: &str) -> Result<Option<IpRange>, String> {
+    match scope_name {
+        scope::IP => match IpRange::parse(value) {
+            Ok(r) if r.is_single() => Ok(Some(r)),
+            _ => Err(format!("'{value}' is not an IP address")),
+        },
+        scope::RANGE => IpRange::parse(value).map(Some).map_err(|e| e.to_string()),
+        _ => Ok(None),
+    }
+}
+
+impl Lapi {
+    /// Stores pushed alerts; returns the new alert ids in input order (skipped alerts have none).
+    pub(crate) async fn ingest(
+        &self,
+        alerts: Vec<Alert>,
+        machine_id: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        let now = now_ms();
+        let mut batch = Vec::with_capacity(alerts.len());
+        for mut a in alerts {
+            a.source.scope = normalize_scope(&a.source.scope).to_owned();
+            a.machine_id = machine_id.to_owned();
+            a.uuid = uuid::Uuid::new_v4().to_string();
+            a.id = None;
+            a.created_at = String::new();
+            if a.kind.is_empty() {
+                a.kind = if a.decisions.is_empty() {
+                    "crowdsec".into()
+                } else {
+                    "cscli".into()
+                };
+            }
+            let stop = rfc3339_ms(&a.stop_at).unwrap_or(now);
+            let started_at = rfc3339_ms(&a.start_at).unwrap_or(now);
+            let decisions = if a.decisions.is_empty() {
+                if matches!(a.source.scope.as_str(), scope::IP | scope::RANGE)
+                    && let Ok(r) = IpRange::parse(&a.source.value)
+                {
+                    let reasons = self.allowlisted(&r);
+                    if !reasons.is_empty() {
+                        tracing::info!(value = %a.source.value, scenario = %a.scenario, reason = %reasons.join(", "), "alert dropped: allowlisted");
+                        continue;
+                    }
+                }
+                let history = if self.profiles.needs_history() {
+                    self.store.decision_history(&a.source.value).await?
+                } else {
+                    Vec::new()
+                };
+                let outcome = self.profiles.evaluate(&a, history, now);
+                let mut out = Vec::with_capacity(outcome.decisions.len());
+                for d in outcome.decisions {
+                    let scope_name = normalize_scope(&d.scope).to_owned();
+                    match decision_range(&scope_name, &d.value) {
+                        Ok(range) => out.push(NewDecision {
+                            until: stop.saturating_add(d.duration_ns / 1_000_000),
+                            scenario: d.scenario,
+                            kind: d.kind,
+                            scope: scope_name,
+                            value: d.value,
+                            origin: d.origin,
+                            simulated: d.simulated,
+                            uuid: uuid::Uuid::new_v4().to_string(),
+                            range,
+                        }),
+                        Err(e) => {
+                            tracing::warn!(scenario = %a.scenario, error = %e, "profile decision discarded")
+                        }
+                    }
+                }
+                out
+            } else {
+                let given = std::mem::take(&mut a.decisions);
+                let mut out = Vec::with_capacity(given.len());
+                for d in given {
+                    let scope_name = normalize_scope(&d.scope).to_owned();
+                    let range = match decision_range(&scope_name, &d.value) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(scenario = %a.scenario, error = %e, "decision discarded");
+                            continue;
+                        }
+                    };
+                    let Some(dur) = parse_duration_days(&d.duration) else {
+                        tracing::warn!(scenario = %a.scenario, duration = %d.duration, "decision with an invalid duration discarded");
+                        continue;
+                    };
+                    out.push(NewDecision {
+                        until: stop.saturating_add(dur / 1_000_000),
+                        scenario: d.scenario,
+                        kind: d.kind,
+                        scope: scope_name,
+                        value: d.value,
+                        origin: d.origin,
+                        simulated: d.simulated,
+                        uuid: uuid::Uuid::new_v4().to_string(),
+                        range,
+                    });
+                }
+                if out.is_empty() {
+                    tracing::warn!(scenario = %a.scenario, "alert dropped: none of its decisions was valid");
+                    continue;
+                }
+                out
+            };
+            batch.push(NewAlert {
+                alert: a,
+                started_at,
+                decisions,
+            });
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stored = self.store.insert_alerts(&batch).await?;
+        let any_decision = stored.iter().any(|s| !s.decisions.is_empty());
+        if any_decision {
+            let now = now_ms();
+            if let Ok(mut ix) = self.index.write() {
+                for s in &stored {
+                    for d in &s.decisions {
+                        ix.upsert(d, now);
+                    }
+                }
+            }
+            self.changed(true).await;
+        }
+        if let Err(e) = self.store.machine_pushed(machine_id).await {
+            tracing::warn!(error = %e, machine = machine_id, "could not record last push");
+        }
+        Ok(stored.iter().map(|s| s.id).collect())
+    }
+}

@@ -1,0 +1,343 @@
+//! Configuration: CrowdSec's `config.yaml` key names (`api.server.*`, `db_config.*`), so an
+//! existing CrowdSec configuration can be pointed at unchanged. Sections Rampart does not use are
+//! ignored; `${VAR}` references are expanded from the environment, as CrowdSec does.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ConfigFile {
+    #[serde(default)]
+    api: Option<Api>,
+    #[serde(default)]
+    db_config: Option<DbConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Api {
+    #[serde(default)]
+    server: Option<Server>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Server {
+    listen_uri: Option<String>,
+    profiles_path: Option<PathBuf>,
+    #[serde(default)]
+    trusted_ips: Vec<String>,
+    #[serde(default)]
+    use_forwarded_for_headers: bool,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default)]
+    disable_remote_lapi_registration: bool,
+    auto_registration: Option<AutoReg>,
+    tls: Option<Tls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AutoReg {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    allowed_ranges: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Tls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    ca_cert_path: Option<PathBuf>,
+    #[serde(default)]
+    agents_allowed_ou: Vec<String>,
+    #[serde(default)]
+    bouncers_allowed_ou: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DbConfig {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    db_path: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    db_name: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    sslmode: Option<String>,
+    flush: Option<Flush>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Flush {
+    max_items: Option<i64>,
+    max_age: Option<String>,
+    metrics_max_age: Option<String>,
+}
+
+/// Expands `${NAME}` from the environment; an unset variable is an error naming it.
+fn expand_env(text: &str, origin: &Path) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            bail!("{}: unterminated ${{ in configuration", origin.display());
+        };
+        let name = &after[..end];
+        let value = std::env::var(name).with_context(|| {
+            format!(
+                "{}: environment variable {name} is not set",
+                origin.display()
+            )
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl ConfigFile {
+    /// Reads a config file (and merges `<file>.local` over nothing: a `.local` file, when present,
+    /// replaces the file, as CrowdSec's overlays are usually whole copies).
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let local = PathBuf::from(format!("{}.local", path.display()));
+        let path = if local.is_file() {
+            local.as_path()
+        } else {
+            path
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = expand_env(&text, path)?;
+        serde_saphyr::from_str(&text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))
+    }
+
+    /// The database URL `db_config` describes.
+    pub(crate) fn db_url(&self) -> anyhow::Result<Option<String>> {
+        let Some(db) = &self.db_config else {
+            return Ok(None);
+        };
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let kind = db.kind.as_deref().unwrap_or("sqlite");
+        let creds = || {
+            let user = db.user.as_deref().map(enc).unwrap_or_default();
+            match db.password.as_deref() {
+                Some(p) if !p.is_empty() => format!("{user}:{}@", enc(p)),
+                _ if !user.is_empty() => format!("{user}@"),
+                _ => String::new(),
+            }
+        };
+        let host = db.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let name = db.db_name.clone().unwrap_or_else(|| "rampart".into());
+        Ok(Some(match kind {
+            "sqlite" => {
+                let p = db
+                    .db_path
+                    .as_deref()
+                    .context("db_config: type sqlite needs db_path")?;
+                format!("sqlite://{p}")
+            }
+            "postgres" | "postgresql" | "pgx" => {
+                let port = db.port.unwrap_or(5432);
+                let ssl = db
+                    .sslmode
+                    .as_deref()
+                    .map(|m| format!("?sslmode={m}"))
+                    .unwrap_or_default();
+                format!("postgres://{}{host}:{port}/{name}{ssl}", creds())
+            }
+            "mysql" => format!(
+                "mysql://{}{host}:{}/{name}",
+                creds(),
+                db.port.unwrap_or(3306)
+            ),
+            other => bail!("db_config: unknown type '{other}' (sqlite, postgres or mysql)"),
+        }))
+    }
+
+    fn server(&self) -> Option<&Server> {
+        self.api.as_ref().and_then(|a| a.server.as_ref())
+    }
+
+    /// Applies the `api.server` and `db_config.flush` keys to LAPI settings.
+    pub(crate) fn apply(&self, cfg: &mut lapi::LapiConfig) -> anyhow::Result<()> {
+        let nets = |v: &[String], key: &str| -> anyhow::Result<Vec<IpNet>> {
+            v.iter()
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                        .with_context(|| format!("api.server.{key}: '{s}' is not an IP or CIDR"))
+                })
+                .collect()
+        };
+        if let Some(s) = self.server() {
+            if let Some(l) = &s.listen_uri {
+                cfg.listen =
+                    parse_listen(l).with_context(|| format!("api.server.listen_uri: '{l}'"))?;
+            }
+            cfg.profiles.clone_from(&s.profiles_path);
+            cfg.trusted_ips = nets(&s.trusted_ips, "trusted_ips")?;
+            cfg.use_forwarded_for_headers = s.use_forwarded_for_headers;
+            cfg.trusted_proxies = nets(&s.trusted_proxies, "trusted_proxies")?;
+            if cfg.use_forwarded_for_headers && cfg.trusted_proxies.is_empty() {
+                cfg.trusted_proxies = vec!["0.0.0.0/0".parse()?, "::/0".parse()?];
+            }
+            cfg.disable_remote_registration = s.disable_remote_lapi_registration;
+            if let Some(a) = s.auto_registration.as_ref().filter(|a| a.enabled) {
+                if a.token.len() < 32 {
+                    bail!("api.server.auto_registration.token must be at least 32 characters");
+                }
+                cfg.auto_registration = Some(lapi::AutoRegistration {
+                    token: a.token.clone(),
+                    allowed_ranges: nets(&a.allowed_ranges, "auto_registration.allowed_ranges")?,
+                });
+            }
+            if let Some(t) = &s.tls
+                && let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file)
+            {
+                cfg.tls = Some(lapi::TlsConfig {
+                    cert_file: cert.clone(),
+                    key_file: key.clone(),
+                    ca_cert_path: t.ca_cert_path.clone(),
+                    agents_allowed_ou: t.agents_allowed_ou.clone(),
+                    bouncers_allowed_ou: t.bouncers_allowed_ou.clone(),
+                });
+            }
+        }
+        if let Some(f) = self.db_config.as_ref().and_then(|d| d.flush.as_ref()) {
+            let age = |v: &Option<String>, key: &str| -> anyhow::Result<Option<i64>> {
+                v.as_deref()
+                    .map(|s| {
+                        model::parse_duration_days(s)
+                            .map(|ns| ns / 1_000_000)
+                            .with_context(|| {
+                                format!("db_config.flush.{key}: '{s}' is not a duration")
+                            })
+                    })
+                    .transpose()
+            };
+            cfg.flush.max_items = f.max_items;
+            if f.max_age.is_some() {
+                cfg.flush.max_age_ms = age(&f.max_age, "max_age")?;
+            }
+            if f.metrics_max_age.is_some() {
+                cfg.flush.metrics_max_age_ms = age(&f.metrics_max_age, "metrics_max_age")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `127.0.0.1:8080`, `0.0.0.0:8080`, `localhost:8080`, `[::1]:8080`, `http://127.0.0.1:8080/`.
+pub(crate) fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    let s = s.trim().trim_start_matches("http://").trim_end_matches('/');
+    let s = s.replace("localhost", "127.0.0.1");
+    s.parse()
+        .with_context(|| format!("'{s}' is not an address:port"))
+}
+
+/// Where the database lives when nothing says: `/var/lib/rampart/rampart.db` for root (as
+/// CrowdSec uses /var/lib/crowdsec/data), `~/.local/share/rampart/rampart.db` otherwise.
+pub(crate) fn default_db_url() -> String {
+    if let Ok(u) = std::env::var("RAMPART_DB") {
+        return u;
+    }
+    let dir = if std::env::var("USER").is_ok_and(|u| u == "root") || home_is_root() {
+        PathBuf::from("/var/lib/rampart")
+    } else {
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("rampart")
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    format!("sqlite://{}", dir.join("rampart.db").display())
+}
+
+fn home_is_root() -> bool {
+    std::env::var("HOME").is_ok_and(|h| h == "/root")
+}
+
+/// Database URL and LAPI settings from flags, then the config file, then defaults.
+pub(crate) fn resolve(
+    config: Option<&Path>,
+    db: Option<&str>,
+) -> anyhow::Result<(String, lapi::LapiConfig)> {
+    let mut cfg = lapi::LapiConfig::default();
+    let file = config.map(ConfigFile::load).transpose()?;
+    if let Some(f) = &file {
+        f.apply(&mut cfg)?;
+    }
+    let url = match (
+        db,
+        file.as_ref().map(ConfigFile::db_url).transpose()?.flatten(),
+    ) {
+        (Some(u), _) => u.to_owned(),
+        (None, Some(u)) => u,
+        (None, None) => default_db_url(),
+    };
+    cfg.db_url.clone_from(&url);
+    if let Ok(secret) =
+        std::env::var("RAMPART_LAPI_SECRET").or_else(|_| std::env::var("CS_LAPI_SECRET"))
+    {
+        if secret.len() < 64 {
+            bail!("RAMPART_LAPI_SECRET must be at least 64 bytes long");
+        }
+        cfg.jwt_secret = Some(secret.into_bytes());
+    }
+    cfg.replica_sync = Duration::from_secs(5);
+    Ok((url, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crowdsec_config_maps_onto_lapi_settings() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("config.yaml");
+        std::fs::write(
+            &p,
+            "common:\n  log_media: stdout\napi:\n  server:\n    listen_uri: 127.0.0.1:9999\n    trusted_ips: [10.0.0.0/8, 192.0.2.1]\n    online_client:\n      credentials_path: x\ndb_config:\n  type: postgres\n  user: crowdsec\n  password: 'p@ss'\n  db_name: cs\n  host: db\n  flush:\n    max_items: 5000\n    max_age: 7d\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (url, cfg) = resolve(Some(&p), None).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(url, "postgres://crowdsec:p%40ss@db:5432/cs");
+        assert_eq!(cfg.listen.port(), 9999);
+        assert_eq!(cfg.trusted_ips.len(), 2);
+        assert_eq!(cfg.flush.max_items, Some(5000));
+        assert_eq!(cfg.flush.max_age_ms, Some(7 * 24 * 3600 * 1000));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("config.yaml");
+        std::fs::write(&p, "api:\n  server:\n    trusted_ips: [nope]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = format!("{:#}", resolve(Some(&p), None).unwrap_err());
+        assert!(e.contains("trusted_ips") && e.contains("nope"), "{e}");
+        std::fs::write(
+            &p,
+            "db_config:\n  type: sqlite\n  db_path: ${RAMPART_SURELY_UNSET_VAR}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = format!("{:#}", resolve(Some(&p), None).unwrap_err());
+        assert!(e.contains("RAMPART_SURELY_UNSET_VAR"), "{e}");
+    }
+}

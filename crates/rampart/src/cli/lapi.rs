@@ -1,0 +1,84 @@
+//! `rampart lapi`: the Local API server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// Arguments of `rampart lapi`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Configuration file (CrowdSec's config.yaml keys: api.server, db_config).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Listen address (overrides api.server.listen_uri).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Database URL: sqlite:///path.db, postgres://user@host/db, mysql://user@host/db.
+    #[arg(long, env = "RAMPART_DB")]
+    db: Option<String>,
+    /// profiles.yaml (overrides api.server.profiles_path; default: CrowdSec's default profiles).
+    #[arg(long)]
+    profiles: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (_, mut cfg) = super::config::resolve(args.config.as_deref(), args.db.as_deref())?;
+    if let Some(l) = &args.listen {
+        cfg.listen = super::config::parse_listen(l)?;
+    }
+    if let Some(p) = args.profiles {
+        cfg.profiles = Some(p);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let lapi = lapi::Lapi::open(cfg).await.context("starting the LAPI")?;
+        let listener = lapi.bind().await?;
+        let addr = listener
+            .local_addr()
+            .context("reading the listen address")?;
+        eprintln!(
+            "rampart LAPI listening on http://{addr} ({} active decisions, database {})",
+            lapi.active_decisions(),
+            redact(lapi.store().url())
+        );
+        lapi.serve(listener, shutdown_signal()).await?;
+        eprintln!("rampart LAPI stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
