@@ -179,7 +179,10 @@ impl FromRequestParts<Arc<Lapi>> for BouncerAuth {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if key.is_empty() {
-            return Err(ApiError::forbidden("access forbidden"));
+            return match crate::tls::peer(parts) {
+                Some(cert) => tls_bouncer(parts, lapi, &cert).await,
+                None => Err(ApiError::forbidden("access forbidden")),
+            };
         }
         let hash = crate::auth::hash_api_key(key.trim());
         let found = lapi
@@ -233,6 +236,65 @@ impl FromRequestParts<Arc<Lapi>> for BouncerAuth {
         }
         Ok(Self(info))
     }
+}
+
+/// A bouncer identified by its client certificate: `<CN>@<client IP>`, created on first use.
+async fn tls_bouncer(
+    parts: &mut Parts,
+    lapi: &Arc<Lapi>,
+    cert: &crate::tls::PeerCert,
+) -> Result<BouncerAuth, ApiError> {
+    let allowed = lapi
+        .config()
+        .tls
+        .as_ref()
+        .map(|t| t.bouncers_allowed_ou.clone())
+        .unwrap_or_default();
+    if !cert.allowed(&allowed) {
+        return Err(ApiError::forbidden(format!(
+            "access forbidden: certificate OU {:?} is not an allowed bouncer OU",
+            cert.ous
+        )));
+    }
+    let ip = ClientIp::from_request_parts(parts, lapi).await?.0;
+    let name = format!("{}@{ip}", cert.cn);
+    let key = format!("tls:{name}");
+    if let Some(info) = lapi.bouncers.read().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(BouncerAuth(info));
+    }
+    match lapi.store().bouncer(&name).await? {
+        Some(b) if b.auth_type != "tls" => {
+            return Err(ApiError::forbidden(format!(
+                "bouncer '{name}' exists with auth type {}",
+                b.auth_type
+            )));
+        }
+        Some(_) => {}
+        None => {
+            let nb = store::NewBouncer {
+                name: name.clone(),
+                api_key_hash: String::new(),
+                auth_type: "tls".into(),
+                auto_created: true,
+                ip_address: ip.to_string(),
+            };
+            match lapi.store().create_bouncer(&nb).await {
+                Ok(_) | Err(store::StoreError::Exists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let info = Arc::new(BouncerInfo {
+        name,
+        revoked: false,
+        last_pull_written: std::sync::atomic::AtomicI64::new(0),
+        last_pull_db: std::sync::atomic::AtomicI64::new(0),
+        user_agent: std::sync::Mutex::new(String::new()),
+    });
+    if let Ok(mut m) = lapi.bouncers.write() {
+        m.insert(key, Arc::clone(&info));
+    }
+    Ok(BouncerAuth(info))
 }
 
 /// A JSON body with CrowdSec's status codes: malformed JSON → 400, wrong shape → 422, both with

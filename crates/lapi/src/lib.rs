@@ -15,6 +15,7 @@ mod ingest;
 pub mod profiles;
 mod render;
 mod routes;
+mod tls;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -49,6 +50,9 @@ pub enum LapiError {
     /// Serving.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// TLS material.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// A bouncer known by its key hash.
@@ -359,15 +363,31 @@ impl Lapi {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), LapiError> {
-        self.spawn_jobs();
         let app = routes::router(Arc::clone(&self));
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(LapiError::Serve)
+        let make = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Some(t) = &self.cfg.tls {
+            let rustls_cfg = tls::server_config(t)?;
+            self.spawn_jobs();
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                h.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            let std_listener = listener.into_std().map_err(LapiError::Serve)?;
+            let tls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_cfg));
+            return axum_server::from_tcp_rustls(std_listener, tls_cfg)
+                .map_err(LapiError::Serve)?
+                .handle(handle)
+                .serve(make)
+                .await
+                .map_err(LapiError::Serve);
+        }
+        self.spawn_jobs();
+        axum::serve(listener, make)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(LapiError::Serve)
     }
 
     /// Binds the configured address.

@@ -195,6 +195,7 @@ async fn register(
 async fn login(
     State(lapi): State<Arc<Lapi>>,
     ip: ClientIp,
+    cert: PeerIdentity,
     headers: HeaderMap,
     ApiJson(body): ApiJson<WatcherAuthRequest>,
 ) -> Res {
@@ -214,6 +215,11 @@ async fn login(
             )));
         }
     };
+    if body.machine_id.is_none()
+        && let Some(cert) = cert.0
+    {
+        return tls_login(&lapi, ip, &cert, &version, body.scenarios.as_deref()).await;
+    }
     let (Some(id), Some(password)) = (body.machine_id.as_deref(), body.password.as_deref()) else {
         return Err(ApiError::unauthorized(
             "machine_id and password are required",
@@ -254,6 +260,70 @@ async fn login(
         .machine_logged_in(id, &ip.0.to_string(), &version, scenarios.as_deref())
         .await?;
     token_response(&lapi, id, None)
+}
+
+/// The verified client certificate of the connection, if any.
+struct PeerIdentity(Option<crate::tls::PeerCert>);
+
+impl axum::extract::FromRequestParts<Arc<Lapi>> for PeerIdentity {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &Arc<Lapi>,
+    ) -> Result<Self, ApiError> {
+        Ok(Self(crate::tls::peer(parts)))
+    }
+}
+
+/// Login of a machine identified by its client certificate: `<CN>@<client IP>`, created
+/// validated on first use (as CrowdSec does).
+async fn tls_login(
+    lapi: &Lapi,
+    ip: ClientIp,
+    cert: &crate::tls::PeerCert,
+    version: &str,
+    scenarios: Option<&[String]>,
+) -> Res {
+    let allowed = lapi
+        .config()
+        .tls
+        .as_ref()
+        .map(|t| t.agents_allowed_ou.clone())
+        .unwrap_or_default();
+    if !cert.allowed(&allowed) {
+        return Err(ApiError::unauthorized(format!(
+            "certificate OU {:?} is not an allowed agent OU",
+            cert.ous
+        )));
+    }
+    let id = format!("{}@{}", cert.cn, ip.0);
+    match lapi.store().machine(&id).await? {
+        Some(m) if m.auth_type != "tls" => {
+            return Err(ApiError::unauthorized(format!(
+                "machine '{id}' exists with auth type {}",
+                m.auth_type
+            )));
+        }
+        Some(_) => {}
+        None => {
+            let m = NewMachine {
+                machine_id: id.clone(),
+                password_hash: String::new(),
+                ip_address: ip.0.to_string(),
+                is_validated: true,
+                auth_type: "tls".into(),
+            };
+            match lapi.store().create_machine(&m).await {
+                Ok(_) | Err(store::StoreError::Exists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let scenarios = scenarios.filter(|s| !s.is_empty()).map(|s| s.join(","));
+    lapi.store()
+        .machine_logged_in(&id, &ip.0.to_string(), version, scenarios.as_deref())
+        .await?;
+    token_response(lapi, &id, None)
 }
 
 fn token_response(lapi: &Lapi, id: &str, orig_iat: Option<i64>) -> Res {
