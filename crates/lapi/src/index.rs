@@ -739,6 +739,16 @@ impl Inner {
         v
     }
 
+    /// Keeps the ids of active decisions that pass `f` (resolving the filter once).
+    pub fn retain_matching(&self, ids: &mut Vec<i64>, f: &Filter, now: i64) {
+        let r = self.resolve(f);
+        ids.retain(|id| {
+            self.entries
+                .get(id)
+                .is_some_and(|e| e.until > now && r.matches(e, &self.syms))
+        });
+    }
+
     /// Whether `e` passes `f` (for ids found by [`Inner::lookup`]).
     pub fn matches(&self, e: &Entry, f: &Filter) -> bool {
         self.resolve(f).matches(e, &self.syms)

@@ -550,10 +550,7 @@ async fn get_decisions(State(lapi): State<Arc<Lapi>>, _b: BouncerAuth, Query(q):
         match &target {
             Some(r) => {
                 ix.lookup(r, contains, &mut ids);
-                ids.retain(|id| {
-                    ix.get(*id)
-                        .is_some_and(|e| e.until > now && ix.matches(e, &f))
-                });
+                ix.retain_matching(&mut ids, &f, now);
                 ids.sort_unstable();
                 ids.dedup();
             }
