@@ -160,6 +160,12 @@ impl LoginLimiter {
     }
 }
 
+/// Constant-time string equality (tokens).
+pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,10 +202,4 @@ mod tests {
         l.succeeded(ip);
         assert!(l.allowed(ip));
     }
-}
-
-/// Constant-time string equality (tokens).
-pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

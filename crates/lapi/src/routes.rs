@@ -652,9 +652,8 @@ async fn stream(
             if *rx.borrow() > seq {
                 continue;
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => {}
+            if let Ok(Ok(())) = tokio::time::timeout_at(deadline, rx.changed()).await {
+                continue;
             }
         }
         if let Ok(mut c) = lapi.cursors.lock() {
