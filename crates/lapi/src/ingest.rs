@@ -4,6 +4,8 @@
 use model::{Alert, IpRange, normalize_scope, parse_duration_days, scope};
 use store::{NewAlert, NewDecision, StoreError, now_ms};
 
+use std::sync::Arc;
+
 use crate::Lapi;
 
 /// Parses an RFC 3339 time to ms; `None` when malformed.
@@ -34,6 +36,8 @@ impl Lapi {
     ) -> Result<Vec<i64>, StoreError> {
         let now = now_ms();
         let mut batch = Vec::with_capacity(alerts.len());
+        // Notification plugins per stored alert (same order as `batch`).
+        let mut plugins: Vec<Vec<String>> = Vec::with_capacity(alerts.len());
         for mut a in alerts {
             a.source.scope = normalize_scope(&a.source.scope).to_owned();
             a.machine_id = machine_id.to_owned();
@@ -65,6 +69,7 @@ impl Lapi {
                     Vec::new()
                 };
                 let outcome = self.profiles.evaluate(&a, history, now);
+                plugins.push(outcome.notifications.clone());
                 let mut out = Vec::with_capacity(outcome.decisions.len());
                 for d in outcome.decisions {
                     let scope_name = normalize_scope(&d.scope).to_owned();
@@ -87,6 +92,7 @@ impl Lapi {
                 }
                 out
             } else {
+                plugins.push(Vec::new());
                 let given = std::mem::take(&mut a.decisions);
                 let mut out = Vec::with_capacity(given.len());
                 for d in given {
@@ -116,6 +122,7 @@ impl Lapi {
                 }
                 if out.is_empty() {
                     tracing::warn!(scenario = %a.scenario, "alert dropped: none of its decisions was valid");
+                    plugins.pop();
                     continue;
                 }
                 out
@@ -141,6 +148,21 @@ impl Lapi {
                 }
             }
             self.changed(true).await;
+        }
+        if self.notifications.receiver_count() > 0 {
+            let now = now_ms();
+            for ((na, st), names) in batch.iter().zip(&stored).zip(plugins) {
+                if names.is_empty() {
+                    continue;
+                }
+                let mut alert = na.alert.clone();
+                alert.id = Some(st.id);
+                alert.decisions = st.decisions.iter().map(|d| d.to_model(now, true)).collect();
+                let _ = self.notifications.send(Arc::new(crate::Notification {
+                    alert,
+                    plugins: names,
+                }));
+            }
         }
         if let Err(e) = self.store.machine_pushed(machine_id).await {
             tracing::warn!(error = %e, machine = machine_id, "could not record last push");

@@ -75,6 +75,15 @@ pub(crate) struct AllowEntry {
     pub(crate) expires_at: Option<i64>,
 }
 
+/// An alert that matched profiles naming notification plugins: what a notifier receives.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// The stored alert (with its id and decisions).
+    pub alert: model::Alert,
+    /// Plugin configuration names from the matching profiles, in profile order.
+    pub plugins: Vec<String>,
+}
+
 /// The running LAPI's shared state.
 #[derive(Debug)]
 pub struct Lapi {
@@ -90,6 +99,7 @@ pub struct Lapi {
     limiter: auth::LoginLimiter,
     replica_id: String,
     synced_until: AtomicI64,
+    notifications: tokio::sync::broadcast::Sender<Arc<Notification>>,
 }
 
 const NOTIFY_CHANNEL: &str = "rampart_decisions";
@@ -131,6 +141,7 @@ impl Lapi {
             allowlists: RwLock::new(Vec::new()),
             replica_id: uuid::Uuid::new_v4().simple().to_string(),
             synced_until: AtomicI64::new(now),
+            notifications: tokio::sync::broadcast::channel(1024).0,
         });
         lapi.reload_bouncers().await?;
         lapi.reload_allowlists().await?;
@@ -145,6 +156,12 @@ impl Lapi {
     /// Settings.
     pub fn config(&self) -> &LapiConfig {
         &self.cfg
+    }
+
+    /// Alerts whose matching profiles name notification plugins. A slow receiver misses the
+    /// oldest (the channel holds 1024) rather than slowing alert ingestion.
+    pub fn subscribe_notifications(&self) -> tokio::sync::broadcast::Receiver<Arc<Notification>> {
+        self.notifications.subscribe()
     }
 
     /// Number of active decisions held.

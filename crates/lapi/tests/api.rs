@@ -20,13 +20,18 @@ struct Server {
 
 impl Server {
     async fn start(db_url: &str) -> Self {
-        let cfg = LapiConfig {
+        Self::start_with(db_url, |_| {}).await
+    }
+
+    async fn start_with(db_url: &str, tweak: impl FnOnce(&mut LapiConfig)) -> Self {
+        let mut cfg = LapiConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             db_url: db_url.to_owned(),
             jwt_secret: Some(vec![7; 64]),
             replica_sync: Duration::from_millis(500),
             ..LapiConfig::default()
         };
+        tweak(&mut cfg);
         let lapi = Lapi::open(cfg).await.unwrap();
         let listener = lapi.bind().await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -728,4 +733,120 @@ async fn replicas_share_decisions_through_postgres() {
     }
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_registration_token_validates_machines_from_allowed_ranges() {
+    let db = testkit::sqlite();
+    let token = "a-registration-token-of-at-least-32-chars";
+    let s = Server::start_with(&db.url, |c| {
+        c.auto_registration = Some(lapi::AutoRegistration {
+            token: token.into(),
+            allowed_ranges: vec!["127.0.0.0/8".parse().unwrap()],
+        });
+    })
+    .await;
+    let c = client();
+    let r = c
+        .post(s.url("/v1/watchers"))
+        .json(&json!({"machine_id":"auto1","password":"pw","registration_token":token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    login(&c, &s, "auto1", "pw").await;
+    let r = c
+        .post(s.url("/v1/watchers"))
+        .json(&json!({"machine_id":"auto2","password":"pw","registration_token":"wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    s.stop().await;
+    let s = Server::start_with(&db.url, |c| {
+        c.auto_registration = Some(lapi::AutoRegistration {
+            token: token.into(),
+            allowed_ranges: vec!["10.0.0.0/8".parse().unwrap()],
+        });
+    })
+    .await;
+    let r = client()
+        .post(s.url("/v1/watchers"))
+        .json(&json!({"machine_id":"auto3","password":"pw","registration_token":token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "outside the allowed ranges"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_choose_decisions_and_notifications() {
+    let db = testkit::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles.yaml");
+    std::fs::write(
+        &profiles,
+        "name: http_captcha\nfilters: [\"Alert.GetScenario() contains 'http'\"]\ndecisions: [{type: captcha, duration: 1h}]\nnotifications: [slack_default]\non_success: break\n---\n\
+         name: escalate\nfilters: [\"Alert.GetScope() == 'Ip'\"]\ndecisions: [{type: ban, duration: 1h}]\n\
+         duration_expr: \"Sprintf('%dh', (GetDecisionsCount(Alert.GetValue()) + 1) * 4)\"\non_success: break\n",
+    )
+    .unwrap();
+    let s = Server::start_with(&db.url, |c| c.profiles = Some(profiles.clone())).await;
+    let mut notes = s.lapi.subscribe_notifications();
+    add_machine(&s.lapi, "agent", "pw").await;
+    let key = add_bouncer(&s.lapi, "b").await;
+    let c = client();
+    let token = login(&c, &s, "agent", "pw").await;
+    post_alerts(
+        &c,
+        &s,
+        &token,
+        &json!([agent_alert("192.0.2.1", "crowdsecurity/http-probing")]),
+    )
+    .await;
+    let d = get_json(&c, &s.url("/v1/decisions?ip=192.0.2.1"), &key).await;
+    assert_eq!(d[0]["type"], "captcha");
+    let n = tokio::time::timeout(Duration::from_secs(5), notes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.plugins, ["slack_default"]);
+    assert_eq!(n.alert.decisions[0].kind, "captcha");
+    // Repeat offenders: 4h, then 8h.
+    post_alerts(
+        &c,
+        &s,
+        &token,
+        &json!([agent_alert("192.0.2.2", "crowdsecurity/ssh-bf")]),
+    )
+    .await;
+    post_alerts(
+        &c,
+        &s,
+        &token,
+        &json!([agent_alert("192.0.2.2", "crowdsecurity/ssh-bf")]),
+    )
+    .await;
+    let d = get_json(&c, &s.url("/v1/decisions?ip=192.0.2.2"), &key).await;
+    let mut left: Vec<&str> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["duration"].as_str().unwrap())
+        .collect();
+    left.sort_unstable();
+    assert!(
+        left[0].starts_with("3h59m") || left[0] == "4h0m0s",
+        "{left:?}"
+    );
+    assert!(
+        left[1].starts_with("7h59m") || left[1] == "8h0m0s",
+        "{left:?}"
+    );
+    s.stop().await;
 }
