@@ -588,8 +588,13 @@ fn expire_if_due(lapi: &Lapi, now: i64) {
 async fn stream(
     State(lapi): State<Arc<Lapi>>,
     BouncerAuth(b): BouncerAuth,
+    method: axum::http::Method,
     Query(q): Params,
 ) -> Res {
+    if method == axum::http::Method::HEAD {
+        // A key check: must not move the bouncer's position.
+        return Ok(StatusCode::OK.into_response());
+    }
     let mut f = Filter {
         scopes: vec!["Ip".into(), "Range".into()],
         ..Filter::default()
@@ -598,7 +603,9 @@ async fn stream(
     for (k, v) in &q {
         match k.as_str() {
             "startup" => startup = parse_bool(k, v)?,
-            "scopes" => f.scopes = scopes(v),
+            // An empty `scopes=` (some bouncers always send the key) keeps the default.
+            "scopes" if !v.trim().is_empty() => f.scopes = scopes(v),
+            "scopes" => {}
             "origins" => f.origins = list(v),
             "scenarios_containing" => f.scenarios_containing = list(&v.to_lowercase()),
             "scenarios_not_containing" => f.scenarios_not_containing = list(&v.to_lowercase()),
