@@ -19,6 +19,42 @@ if [ ! -d ../shared/compat/crowdsec-hub ]; then
     echo "skipped: CrowdSec hub conformance suites (../shared/compat/crowdsec-hub not found next to this checkout)"
 fi
 
+# CrowdSec's own programs for the end-to-end compatibility suite (crates/rampart/tests/compat_crowdsec.rs):
+# Debian's crowdsec 1.4.6 agent, its firewall (nftables) and custom bouncers. Installed once, as root;
+# without them that suite says "skipped: ..." on stderr (and fails under CI=true).
+compat_pkgs="crowdsec crowdsec-firewall-bouncer crowdsec-custom-bouncer nftables"
+compat_installed() {
+    command -v dpkg-query >/dev/null 2>&1 || return 1
+    local p
+    for p in $compat_pkgs; do
+        [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || return 1
+    done
+}
+if compat_installed; then
+    :
+elif [ "$(id -u)" != 0 ]; then
+    echo "skipped: installing $compat_pkgs (not root): the CrowdSec compatibility suite will skip" >&2
+elif ! command -v apt-get >/dev/null 2>&1; then
+    echo "skipped: installing $compat_pkgs (no apt-get): the CrowdSec compatibility suite will skip" >&2
+else
+    echo "== apt-get install $compat_pkgs"
+    # crowdsec's post-install registers with the central API on the internet unless this file
+    # already holds something; the suite never uses it.
+    mkdir -p /etc/crowdsec
+    if [ ! -s /etc/crowdsec/online_api_credentials.yaml ]; then
+        echo "# offline: no Central API (written by rampart's scripts/test.sh)" >/etc/crowdsec/online_api_credentials.yaml
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt_log=$(mktemp)
+    # shellcheck disable=SC2086
+    if ! { apt-get install -y -q $compat_pkgs || { apt-get update -q && apt-get install -y -q $compat_pkgs; } ||
+        { dpkg --configure -a && apt-get install -y -q $compat_pkgs; }; } >"$apt_log" 2>&1 || ! compat_installed; then
+        tail -n 20 "$apt_log" >&2
+        echo "skipped: installing $compat_pkgs (apt-get failed, see above): the CrowdSec compatibility suite will skip" >&2
+    fi
+    rm -f "$apt_log"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

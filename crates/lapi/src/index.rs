@@ -224,6 +224,36 @@ pub struct Filter {
     pub simulated: bool,
 }
 
+impl Filter {
+    /// The same test on a database row (decisions the index no longer holds).
+    pub fn matches_stored(&self, d: &StoredDecision) -> bool {
+        let has = |set: &[String], v: &str| set.is_empty() || set.iter().any(|s| s == v);
+        if (d.simulated && !self.simulated)
+            || !has(&self.scopes, &d.scope)
+            || !has(&self.origins, &d.origin)
+            || !has(&self.types, &d.kind)
+        {
+            return false;
+        }
+        if self.value.as_ref().is_some_and(|v| *v != d.value) {
+            return false;
+        }
+        let sc = d.scenario.to_lowercase();
+        if !self.scenarios_containing.is_empty()
+            && !self
+                .scenarios_containing
+                .iter()
+                .any(|w| sc.contains(w.as_str()))
+        {
+            return false;
+        }
+        !self
+            .scenarios_not_containing
+            .iter()
+            .any(|w| sc.contains(w.as_str()))
+    }
+}
+
 /// A filter with names resolved to symbols once per request.
 pub(crate) struct Resolved<'f> {
     scopes: Option<Vec<Sym>>,
@@ -500,6 +530,22 @@ impl Inner {
             }
             self.log.pop_front();
         }
+    }
+
+    /// Expired decisions that ended at or before this time (ms) are no longer held.
+    pub fn horizon(&self, now: i64) -> i64 {
+        now - self.retention_ms
+    }
+
+    /// Whether the index holds any decision for the same (scope, type, value) as `d`.
+    pub fn knows_target(&self, d: &StoredDecision) -> bool {
+        let (Some(scope), Some(kind)) = (self.syms.get(&d.scope), self.syms.get(&d.kind)) else {
+            return false;
+        };
+        let ip_scope = d.scope == model::scope::IP || d.scope == model::scope::RANGE;
+        let target = Target::new(&d.value, d.range.filter(|_| ip_scope));
+        self.groups
+            .contains_key(&self.group_key(scope, kind, &target))
     }
 
     /// When the next active decision ends (ms).

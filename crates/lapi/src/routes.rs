@@ -10,6 +10,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use futures::StreamExt;
 use model::{
     Alert, DeleteResponse, IpRange, WatcherAuthRequest, WatcherAuthResponse, WatcherRegistration,
     normalize_scope, parse_duration_days,
@@ -667,57 +668,76 @@ async fn stream(
             c.insert(b.name.clone(), seq);
         }
         b.last_pull_db.store(now, Ordering::Relaxed);
-        return Ok(stream_body(lapi, new, deleted, now));
+        let cold = if startup {
+            cold_deleted(&lapi, &f, dedup, now).await?
+        } else {
+            Vec::new()
+        };
+        return Ok(stream_body(lapi, new, deleted, cold, now));
     }
+}
+
+/// One piece of a stream body.
+enum Part {
+    /// Literal JSON (`{"new":[`, `],"deleted":[`, `]}`); starts a new array.
+    Open(&'static [u8]),
+    /// Decisions held by the index.
+    Ids(Vec<i64>),
+    /// Expired decisions read from the database.
+    Cold(Vec<model::Decision>),
 }
 
 /// Streams `{"new": [...], "deleted": [...]}` in chunks, taking the index lock per chunk, so a
 /// million-decision snapshot never sits in memory whole and never blocks writers for long.
-fn stream_body(lapi: Arc<Lapi>, new: Vec<i64>, deleted: Vec<i64>, now: i64) -> Response {
+fn stream_body(
+    lapi: Arc<Lapi>,
+    new: Vec<i64>,
+    deleted: Vec<i64>,
+    cold: Vec<model::Decision>,
+    now: i64,
+) -> Response {
     const CHUNK: usize = 2048;
-    if new.len() + deleted.len() <= CHUNK {
-        let mut out = Vec::with_capacity(64 + (new.len() + deleted.len()) * 180);
-        render_part(&lapi, &mut out, b"{\"new\":[", &new, now);
-        render_part(&lapi, &mut out, b"],\"deleted\":[", &deleted, now);
-        out.extend_from_slice(b"]}");
+    let total = new.len() + deleted.len() + cold.len();
+    let mut parts = vec![Part::Open(b"{\"new\":[")];
+    parts.extend(new.chunks(CHUNK).map(|c| Part::Ids(c.to_vec())));
+    parts.push(Part::Open(b"],\"deleted\":["));
+    parts.extend(deleted.chunks(CHUNK).map(|c| Part::Ids(c.to_vec())));
+    parts.extend(cold.chunks(CHUNK).map(|c| Part::Cold(c.to_vec())));
+    parts.push(Part::Open(b"]}"));
+    drop((new, deleted, cold));
+    let mut first = true;
+    let mut render = move |p: Part| -> bytes::Bytes {
+        match p {
+            Part::Open(text) => {
+                first = true;
+                bytes::Bytes::from_static(text)
+            }
+            Part::Ids(ids) => {
+                let mut out = Vec::with_capacity(ids.len() * 180);
+                render_ids(&lapi, &mut out, &ids, now, &mut first);
+                out.into()
+            }
+            Part::Cold(ds) => {
+                let mut out = Vec::with_capacity(ds.len() * 180);
+                for d in &ds {
+                    if !std::mem::take(&mut first) {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut out, d);
+                }
+                out.into()
+            }
+        }
+    };
+    if total <= CHUNK {
+        let mut out = Vec::with_capacity(64 + total * 180);
+        for p in parts {
+            out.extend_from_slice(&render(p));
+        }
         return json_response(StatusCode::OK, out);
     }
-    let parts: Vec<(&'static [u8], Vec<i64>)> = new
-        .chunks(CHUNK)
-        .enumerate()
-        .map(|(i, c)| {
-            (
-                if i == 0 {
-                    &b"{\"new\":["[..]
-                } else {
-                    &b","[..]
-                },
-                c.to_vec(),
-            )
-        })
-        .chain(std::iter::once((&b"{\"new\":["[..], Vec::new())).filter(|_| new.is_empty()))
-        .chain(deleted.chunks(CHUNK).enumerate().map(|(i, c)| {
-            (
-                if i == 0 {
-                    &b"],\"deleted\":["[..]
-                } else {
-                    &b","[..]
-                },
-                c.to_vec(),
-            )
-        }))
-        .chain(
-            std::iter::once((&b"],\"deleted\":["[..], Vec::new())).filter(|_| deleted.is_empty()),
-        )
-        .chain(std::iter::once((&b"]}"[..], Vec::new())))
-        .collect();
-    drop(new);
-    drop(deleted);
-    let body = futures::stream::iter(parts.into_iter().map(move |(prefix, ids)| {
-        let mut out = Vec::with_capacity(prefix.len() + ids.len() * 180);
-        render_part(&lapi, &mut out, prefix, &ids, now);
-        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(out))
-    }));
+    let body =
+        futures::stream::iter(parts).map(move |p| Ok::<_, std::convert::Infallible>(render(p)));
     (
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
         Body::from_stream(body),
@@ -725,20 +745,65 @@ fn stream_body(lapi: Arc<Lapi>, new: Vec<i64>, deleted: Vec<i64>, now: i64) -> R
         .into_response()
 }
 
-fn render_part(lapi: &Lapi, out: &mut Vec<u8>, prefix: &[u8], ids: &[i64], now: i64) {
-    out.extend_from_slice(prefix);
+fn render_ids(lapi: &Lapi, out: &mut Vec<u8>, ids: &[i64], now: i64, first: &mut bool) {
     let Ok(ix) = lapi.index.read() else { return };
     let mut scratch = String::new();
-    let mut first = true;
     for id in ids {
         // A decision evicted since the ids were taken is simply left out.
         let Some(e) = ix.get(*id) else { continue };
-        if !first {
+        if !std::mem::take(first) {
             out.push(b',');
         }
-        first = false;
         crate::render::decision(out, e, &ix, now, &mut scratch);
     }
+}
+
+/// Expired decisions older than what the index keeps, for a `startup=true` pull: CrowdSec lists
+/// every expired decision still in its database, and script bouncers that keep state rely on it
+/// to clean up after being down. One per (scope, type, value), none whose target the index
+/// already reported.
+async fn cold_deleted(
+    lapi: &Lapi,
+    f: &Filter,
+    dedup: bool,
+    now: i64,
+) -> Result<Vec<model::Decision>, ApiError> {
+    let horizon = lapi
+        .index
+        .read()
+        .map(|ix| ix.horizon(now))
+        .map_err(ApiError::internal)?;
+    let rows = lapi
+        .store()
+        .decisions_until_between(i64::MIN, horizon)
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ix = lapi.index.read().map_err(ApiError::internal)?;
+    let mut best: hashbrown::HashMap<(&str, &str, &str), &store::StoredDecision> =
+        hashbrown::HashMap::new();
+    let mut all = Vec::new();
+    for d in &rows {
+        if ix.get(d.id).is_some() || ix.knows_target(d) || !f.matches_stored(d) {
+            continue;
+        }
+        if dedup {
+            let slot = best
+                .entry((d.scope.as_str(), d.kind.as_str(), d.value.as_str()))
+                .or_insert(d);
+            if (d.until, d.id) > (slot.until, slot.id) {
+                *slot = d;
+            }
+        } else {
+            all.push(d);
+        }
+    }
+    if dedup {
+        all = best.into_values().collect();
+    }
+    all.sort_unstable_by_key(|d| d.id);
+    Ok(all.into_iter().map(|d| d.to_model(now, false)).collect())
 }
 
 /// `DELETE /v1/decisions`: expire the active decisions matching the filters.

@@ -850,3 +850,45 @@ async fn profiles_choose_decisions_and_notifications() {
     );
     s.stop().await;
 }
+
+/// CrowdSec lists every expired decision still in its database on `startup=true`; stateful
+/// script bouncers rely on it. Those older than the index keeps come from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_lists_long_expired_decisions_from_the_database() {
+    let db = testkit::sqlite();
+    let s = Server::start_with(&db.url, |c| c.retention = Duration::from_secs(60)).await;
+    add_machine(&s.lapi, "m", "pw").await;
+    let key = add_bouncer(&s.lapi, "b").await;
+    let c = client();
+    let token = login(&c, &s, "m", "pw").await;
+    let old = (chrono::Utc::now() - chrono::Duration::hours(6)).to_rfc3339();
+    let mut stale = cscli_alert("192.0.2.60", "Ip", "1h");
+    stale["stop_at"] = json!(old);
+    stale["start_at"] = json!(old);
+    let mut superseded = stale.clone();
+    superseded["source"]["value"] = json!("192.0.2.61");
+    superseded["decisions"][0]["value"] = json!("192.0.2.61");
+    post_alerts(
+        &c,
+        &s,
+        &token,
+        &json!([stale, superseded, cscli_alert("192.0.2.61", "Ip", "1h")]),
+    )
+    .await;
+    let v = get_json(&c, &s.url("/v1/decisions/stream?startup=true"), &key).await;
+    assert_eq!(values(&v["new"]), ["192.0.2.61"]);
+    assert_eq!(
+        values(&v["deleted"]),
+        ["192.0.2.60"],
+        "the old 192.0.2.61 is superseded by the active one"
+    );
+    assert!(
+        v["deleted"][0]["duration"]
+            .as_str()
+            .unwrap()
+            .starts_with("-4h59m")
+            || v["deleted"][0]["duration"] == "-5h0m0s",
+        "{v}"
+    );
+    s.stop().await;
+}

@@ -23,8 +23,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use compat::{
-    Api, DEBIAN_HUB, DEBIAN_PATTERNS, Harness, Lapi, Needs, SCENARIO, address_tokens,
-    go_duration_secs, shift_syslog,
+    Api, DEBIAN_HUB, DEBIAN_PATTERNS, Harness, Lapi, Needs, Programs, SCENARIO, go_duration_secs,
+    nft_element, shift_syslog,
 };
 use serde_json::Value;
 
@@ -53,44 +53,31 @@ fn list(v: &Value) -> Vec<Value> {
 
 // ------------------------------------------------------------------ crowdsec-custom-bouncer
 
-#[test]
-fn custom_bouncer_runs_its_script_for_added_and_deleted_decisions() {
-    let Some(progs) = Needs::default()
-        .programs(&["crowdsec-custom-bouncer"])
-        .check("custom_bouncer_runs_its_script_for_added_and_deleted_decisions")
-    else {
-        return;
-    };
-    let h = Harness::new();
-    let lapi = h.start_lapi(Ipv4Addr::LOCALHOST, &progs);
-    let api = Api::new(&lapi.url);
-    let jwt = tester(&h, &lapi, &api);
-    let key = lapi.add_bouncer(&h, "custom-bouncer");
+/// Debian's crowdsec-custom-bouncer running a script that records its calls.
+struct CustomBouncer {
+    calls: PathBuf,
+}
 
-    // Before the bouncer starts: it must get this one from its first `?startup=true` pull.
-    api.add_decisions(&jwt, &[("Ip", "192.0.2.10")], "1h");
-
-    // The bouncer runs `SCRIPT add|del VALUE SECONDS SCENARIO DECISION_JSON` per decision; the
-    // script writes one line per call, its arguments separated by tabs, in one write.
-    let calls = h.path("calls.tsv");
-    let script = h.write(
-        "hook.sh",
-        &format!(
-            "#!/bin/sh\nline=\nfor a in \"$@\"; do line=\"$line$a\t\"; done\nprintf '%s\\n' \"$line\" >> '{}'\n",
-            calls.display()
-        ),
-    );
-    std::fs::set_permissions(
-        &script,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    // Debian's /etc/crowdsec/bouncers/crowdsec-custom-bouncer.yaml, pointed at the LAPI under
-    // test, in the foreground, logging to stdout, without its Prometheus listener.
-    let cfg = h.write(
-        "custom-bouncer.yaml",
-        &format!(
-            "bin_path: {script}
+impl CustomBouncer {
+    fn start(h: &Harness, progs: &Programs, lapi: &Lapi, key: &str) -> CustomBouncer {
+        // The bouncer runs `SCRIPT add|del VALUE SECONDS SCENARIO DECISION_JSON` per decision;
+        // the script writes one line per call, its arguments separated by tabs, in one write.
+        let calls = h.path("calls.tsv");
+        let script = h.write(
+            "hook.sh",
+            &format!(
+                "#!/bin/sh\nline=\nfor a in \"$@\"; do line=\"$line$a\t\"; done\nprintf '%s\\n' \"$line\" >> '{}'\n",
+                calls.display()
+            ),
+        );
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        // Debian's /etc/crowdsec/bouncers/crowdsec-custom-bouncer.yaml, pointed at the LAPI
+        // under test, in the foreground, logging to stdout, without its Prometheus listener.
+        let cfg = h.write(
+            "custom-bouncer.yaml",
+            &format!(
+                "bin_path: {script}
 feed_via_stdin: false
 total_retries: 0
 scenarios_containing: []
@@ -107,33 +94,63 @@ api_key: {key}
 prometheus:
   enabled: false
 ",
-            script = script.display(),
-            dir = h.path("").display(),
-            url = lapi.url,
-        ),
-    );
-    let mut cmd = Command::new(progs.get("crowdsec-custom-bouncer"));
-    cmd.arg("-c").arg(&cfg);
-    h.spawn("custom-bouncer", cmd);
+                script = script.display(),
+                dir = h.path("").display(),
+                url = lapi.url,
+            ),
+        );
+        let mut cmd = Command::new(progs.get("crowdsec-custom-bouncer"));
+        cmd.arg("-c").arg(&cfg);
+        h.spawn("custom-bouncer", cmd);
+        CustomBouncer { calls }
+    }
 
-    let read_calls = || -> Vec<Vec<String>> {
-        std::fs::read_to_string(&calls)
+    fn calls(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(&self.calls)
             .unwrap_or_default()
             .lines()
-            .map(|l| l.trim_end_matches('\t').split('\t').map(str::to_owned).collect())
+            .map(|l| {
+                l.trim_end_matches('\t')
+                    .split('\t')
+                    .map(str::to_owned)
+                    .collect()
+            })
             .collect()
-    };
-    let wait_call = |verb: &str, value: &str| -> Vec<String> {
+    }
+
+    /// Waits for a call `verb value ...`; returns its arguments.
+    fn wait_call(&self, h: &Harness, verb: &str, value: &str) -> Vec<String> {
         h.wait_for(
             &format!("the custom bouncer's script to be called with `{verb} {value}`"),
             BOUNCER_WAIT,
             || {
-                read_calls()
+                self.calls()
                     .into_iter()
                     .find(|c| c.len() >= 2 && c[0] == verb && c[1] == value)
             },
         )
+    }
+}
+
+#[test]
+fn custom_bouncer_runs_its_script_for_added_and_deleted_decisions() {
+    let Some(progs) = Needs::default()
+        .programs(&["crowdsec-custom-bouncer"])
+        .check("custom_bouncer_runs_its_script_for_added_and_deleted_decisions")
+    else {
+        return;
     };
+    let h = Harness::new();
+    let lapi = h.start_lapi(Ipv4Addr::LOCALHOST, &progs);
+    let api = Api::new(&lapi.url);
+    let jwt = tester(&h, &lapi, &api);
+    let key = lapi.add_bouncer(&h, "custom-bouncer");
+
+    // Before the bouncer starts: it must get this one from its first `?startup=true` pull.
+    api.add_decisions(&jwt, &[("Ip", "192.0.2.10")], "1h");
+    let bouncer = CustomBouncer::start(&h, &progs, &lapi, &key);
+    let wait_call = |verb: &str, value: &str| bouncer.wait_call(&h, verb, value);
+    let read_calls = || bouncer.calls();
     let check_add = |call: &[String], scope: &str, value: &str| {
         assert_eq!(call.len(), 5, "script called with {call:?}");
         let secs: i64 = call[2].parse().unwrap();
@@ -173,13 +190,79 @@ prometheus:
 
     let calls = read_calls();
     assert!(
-        !calls.iter().any(|c| c[0] == "del" && c[1] == "198.51.100.0/24"),
+        !calls
+            .iter()
+            .any(|c| c[0] == "del" && c[1] == "198.51.100.0/24"),
         "the range was never deleted, yet the script was called with `del` for it: {calls:?}"
     );
     for value in ["192.0.2.10", "2001:db8::10", "198.51.100.0/24"] {
-        let adds = calls.iter().filter(|c| c[0] == "add" && c[1] == value).count();
+        let adds = calls
+            .iter()
+            .filter(|c| c[0] == "add" && c[1] == value)
+            .count();
         assert_eq!(adds, 1, "`add {value}` called {adds} times: {calls:?}");
     }
+}
+
+#[test]
+fn custom_bouncer_is_told_at_startup_of_decisions_that_expired_hours_ago() {
+    let Some(progs) = Needs::default()
+        .programs(&["crowdsec-custom-bouncer"])
+        .check("custom_bouncer_is_told_at_startup_of_decisions_that_expired_hours_ago")
+    else {
+        return;
+    };
+    let h = Harness::new();
+    let lapi = h.start_lapi(Ipv4Addr::LOCALHOST, &progs);
+    let api = Api::new(&lapi.url);
+    let jwt = tester(&h, &lapi, &api);
+    // A 1h ban from an alert that stopped 6 h ago (over for 5 h), and a current one.
+    let six_hours_ago = chrono::Utc::now() - chrono::Duration::hours(6);
+    api.add_decisions_at(&jwt, &[("Ip", "192.0.2.60")], "1h", six_hours_ago);
+    api.add_decisions(&jwt, &[("Ip", "192.0.2.61")], "1h");
+    // The bouncer is started later; the LAPI may have restarted meanwhile.
+    h.restart_lapi(&lapi);
+    let jwt = api.login("tester", PASSWORD);
+    let bearer = format!("Bearer {jwt}");
+    let alerts = list(&api.call(
+        "GET",
+        "/v1/alerts",
+        &[("Authorization", &bearer)],
+        None,
+        200,
+    ));
+    assert_eq!(
+        alerts.len(),
+        2,
+        "the two alerts, after a restart: {alerts:?}"
+    );
+
+    // CrowdSec's startup snapshot: `new` = active decisions, `deleted` = every expired decision
+    // still in its database (until the flush removes it, 7 days by default), so that a bouncer
+    // started after a long stop removes what expired meanwhile.
+    let probe = lapi.add_bouncer(&h, "probe");
+    let v = api.call(
+        "GET",
+        "/v1/decisions/stream?startup=true",
+        &[("X-Api-Key", &probe)],
+        None,
+        200,
+    );
+    let value = |d: &Value| d["value"].as_str().unwrap_or_default().to_owned();
+    let new: Vec<String> = list(&v["new"]).iter().map(value).collect();
+    let deleted: Vec<String> = list(&v["deleted"]).iter().map(value).collect();
+    assert_eq!(new, ["192.0.2.61"], "stream?startup=true answered {v}");
+
+    let key = lapi.add_bouncer(&h, "custom-bouncer");
+    let bouncer = CustomBouncer::start(&h, &progs, &lapi, &key);
+    bouncer.wait_call(&h, "add", "192.0.2.61");
+    assert_eq!(
+        deleted,
+        ["192.0.2.60"],
+        "stream?startup=true must list the decision that expired 5 h ago in `deleted`, as \
+         CrowdSec does: {v}"
+    );
+    bouncer.wait_call(&h, "del", "192.0.2.60");
 }
 
 // ------------------------------------------------------------------ crowdsec-firewall-bouncer
@@ -255,7 +338,8 @@ prometheus:
     h.spawn("firewall-bouncer", cmd);
 
     let nft = progs.get("nft");
-    let table = |family: &str, name: &str| -> Option<BTreeSet<String>> {
+    // `nft list table`, or None while the bouncer has not created it.
+    let table = |family: &str, name: &str| -> Option<String> {
         let o = Command::new(progs.get("ip"))
             .args(["netns", "exec", &ns])
             .arg(nft)
@@ -264,24 +348,36 @@ prometheus:
             .unwrap();
         o.status
             .success()
-            .then(|| address_tokens(&String::from_utf8_lossy(&o.stdout)).into_iter().collect())
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     };
-    let wait_set = |family: &str, name: &str, ip: &str, present: bool| {
+    let wait_set = |family: &str, name: &str, ip: &str, present: bool| -> String {
         h.wait_for(
             &format!(
                 "{ip} to be {} nftables table {family} {name}",
                 if present { "in" } else { "gone from" }
             ),
             BOUNCER_WAIT,
-            || table(family, name).filter(|t| t.contains(ip) == present),
+            || table(family, name).filter(|t| nft_element(t, ip).is_some() == present),
+        )
+    };
+    // The element's timeout is the decision's remaining duration as the bouncer parsed it (a
+    // duration Go cannot parse would silently become 4h).
+    let check_timeout = |text: &str, ip: &str| {
+        let secs = nft_element(text, ip).flatten();
+        assert!(
+            secs.is_some_and(|s| (3500.0..=3600.0).contains(&s)),
+            "{ip} of a 1h decision has timeout {secs:?} s in the set:\n{text}"
         );
     };
 
-    wait_set("ip", "crowdsec", "192.0.2.20", true);
+    let t = wait_set("ip", "crowdsec", "192.0.2.20", true);
+    check_timeout(&t, "192.0.2.20");
 
     api.add_decisions(&jwt, &[("Ip", "192.0.2.21"), ("Ip", "2001:db8::21")], "1h");
-    wait_set("ip", "crowdsec", "192.0.2.21", true);
-    wait_set("ip6", "crowdsec6", "2001:db8::21", true);
+    let t = wait_set("ip", "crowdsec", "192.0.2.21", true);
+    check_timeout(&t, "192.0.2.21");
+    let t = wait_set("ip6", "crowdsec6", "2001:db8::21", true);
+    check_timeout(&t, "2001:db8::21");
 
     assert_eq!(api.delete_decisions(&jwt, "192.0.2.20"), 1);
     assert_eq!(api.delete_decisions(&jwt, "2001:db8::21"), 1);
@@ -289,8 +385,8 @@ prometheus:
     wait_set("ip6", "crowdsec6", "2001:db8::21", false);
     let v4 = table("ip", "crowdsec").unwrap();
     assert!(
-        v4.contains("192.0.2.21"),
-        "192.0.2.21 was not deleted but left the set: {v4:?}\n{}",
+        nft_element(&v4, "192.0.2.21").is_some(),
+        "192.0.2.21 was not deleted but left the set:\n{v4}\n{}",
         h.context()
     );
 }
@@ -343,7 +439,7 @@ struct Replay {
 /// of the LAPI under test.
 fn agent_replay(test: &str, log: &str) -> Option<Replay> {
     let progs = Needs::default()
-        .programs(&["crowdsec"])
+        .programs(&["crowdsec", "mkfifo"])
         .files(&[DEBIAN_HUB, DEBIAN_PATTERNS])
         .check(test)?;
     let h = Harness::new();
@@ -353,18 +449,66 @@ fn agent_replay(test: &str, log: &str) -> Option<Replay> {
     let bouncer_key = lapi.add_bouncer(&h, "stream-reader");
     lapi.add_machine(&h, "agent", PASSWORD);
     let cfg = h.crowdsec_agent_config(&lapi, "agent", PASSWORD);
-    let log = h.write("auth.log", log);
 
+    // The log goes through a FIFO that stays open until the agent's alerts are in the LAPI.
+    // With a plain file the replay can end before the agent is ready to send anything: 1.4.6
+    // logs in (twice, in a row) before its output loop takes the first overflow, and if the end
+    // of the file shuts it down first it keeps one overflow and hangs on the others.
+    let fifo = h.path("auth.log");
+    h.output(Command::new(progs.get("mkfifo")).arg(&fifo));
+    let (close_fifo, closed) = std::sync::mpsc::channel::<()>();
+    {
+        let (fifo, text) = (fifo.clone(), log.to_owned());
+        // Read-write: opening does not wait for the agent, and the agent sees the end of the
+        // file only when this end is closed (or the test fails and drops `close_fifo`).
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&fifo)
+                .unwrap();
+            std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+            let _ = closed.recv();
+        });
+    }
     let mut cmd = Command::new(progs.get("crowdsec"));
     cmd.arg("-c")
         .arg(&cfg)
         .arg("-dsn")
-        .arg(format!("file://{}", log.display()))
+        .arg(format!("file://{}", fifo.display()))
         .args(["-type", "syslog", "-no-api"])
         // Year-less syslog stamps are read in local time; the shifted log is written in UTC.
         .env("TZ", "UTC");
-    let (status, out) = h.run("agent", cmd, Duration::from_secs(180));
-    assert!(status.success(), "the agent failed: {status}\n{}", h.context());
+    h.spawn("agent", cmd);
+    let bearer = format!("Bearer {jwt}");
+    let mut seen = ((0, 0), std::time::Instant::now());
+    h.wait_for(
+        "the agent's alerts (as many as it logged, none for 2 s) in GET /v1/alerts",
+        Duration::from_secs(90),
+        || {
+            let logged = overflows(&h.log("agent")).len();
+            let stored = list(&api.call(
+                "GET",
+                "/v1/alerts",
+                &[("Authorization", &bearer)],
+                None,
+                200,
+            ))
+            .len();
+            if (logged, stored) != seen.0 {
+                seen = ((logged, stored), std::time::Instant::now());
+            }
+            (logged > 0 && stored >= logged && seen.1.elapsed() > Duration::from_secs(2))
+                .then_some(())
+        },
+    );
+    drop(close_fifo);
+    let (status, out) = h.wait_exit("agent", Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "the agent failed: {status}\n{}",
+        h.context()
+    );
     // The only errors expected: the GeoIP enrichers, whose databases are not shipped.
     let errors: Vec<&str> = out
         .lines()
@@ -378,7 +522,7 @@ fn agent_replay(test: &str, log: &str) -> Option<Replay> {
         h.context()
     );
     let overflows = overflows(&out);
-    // CrowdSec 1.4.6 with its own sshd scenarios raises 10 alerts on demo/auth.log.
+    // (10 alerts on demo/auth.log with the sshd scenarios of Debian's hub copy, for 4 IPs.)
     assert!(
         !overflows.is_empty(),
         "the agent raised no alert\n{}",
@@ -397,10 +541,13 @@ fn agent_replay(test: &str, log: &str) -> Option<Replay> {
 /// (ban, Ip, 4h from the alert's `stop_at`); returns the decision's remaining seconds per alert.
 fn check_alerts(r: &Replay) -> Vec<f64> {
     let bearer = format!("Bearer {}", r.jwt);
-    let alerts = list(
-        &r.api
-            .call("GET", "/v1/alerts", &[("Authorization", &bearer)], None, 200),
-    );
+    let alerts = list(&r.api.call(
+        "GET",
+        "/v1/alerts",
+        &[("Authorization", &bearer)],
+        None,
+        200,
+    ));
     let mut got: Vec<Overflow> = alerts
         .iter()
         .map(|a| Overflow {
@@ -459,7 +606,8 @@ fn stream(r: &Replay) -> (Vec<Value>, Vec<Value>) {
 fn values(decisions: &[Value]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for d in decisions {
-        *m.entry(d["value"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        *m.entry(d["value"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
     }
     m
 }
@@ -467,10 +615,21 @@ fn values(decisions: &[Value]) -> BTreeMap<String, usize> {
 #[test]
 fn agent_replay_alerts_land_and_their_bans_reach_bouncers() {
     // demo/auth.log moved to end two minutes ago: the 4h bans are active.
+    let now = chrono::Utc::now();
+    if chrono::Datelike::ordinal(&now) == 1 && chrono::Timelike::hour(&now) < 2 {
+        // The moved log would start last year, and year-less stamps are read in this one.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"skipped: compat_crowdsec::agent_replay_alerts_land_and_their_bans_reach_bouncers: the first two hours of a year\n",
+        );
+        return;
+    }
     let log = std::fs::read_to_string(repo().join("demo/auth.log")).unwrap();
     let log = shift_syslog(&log, chrono::Duration::minutes(2));
-    let Some(r) = agent_replay("agent_replay_alerts_land_and_their_bans_reach_bouncers", &log)
-    else {
+    let Some(r) = agent_replay(
+        "agent_replay_alerts_land_and_their_bans_reach_bouncers",
+        &log,
+    ) else {
         return;
     };
     for secs in check_alerts(&r) {
@@ -510,7 +669,10 @@ fn agent_replay_alerts_land_and_their_bans_reach_bouncers() {
     );
     let found = list(&v);
     assert!(
-        !found.is_empty() && found.iter().all(|d| d["value"] == ip.as_str() && d["type"] == "ban"),
+        !found.is_empty()
+            && found
+                .iter()
+                .all(|d| d["value"] == ip.as_str() && d["type"] == "ban"),
         "GET /v1/decisions?ip={ip} answered {v}"
     );
 }
@@ -518,7 +680,7 @@ fn agent_replay_alerts_land_and_their_bans_reach_bouncers() {
 #[test]
 fn agent_replay_of_an_old_log_gives_only_expired_bans() {
     // demo/auth.log as is (12 March): decisions last 4h from the alert's stop_at, so they are
-    // over when the LAPI stores them (bouncers see them as deleted, never as new).
+    // over when the LAPI stores them: bouncers must never see them as new.
     let log = std::fs::read_to_string(repo().join("demo/auth.log")).unwrap();
     let Some(r) = agent_replay("agent_replay_of_an_old_log_gives_only_expired_bans", &log) else {
         return;
@@ -543,10 +705,15 @@ fn agent_replay_of_an_old_log_gives_only_expired_bans() {
         new.is_empty(),
         "expired bans must not be streamed as new: {new:?}"
     );
-    assert_eq!(
-        values(&deleted).keys().cloned().collect::<BTreeSet<_>>(),
-        ips,
-        "stream?startup=true `deleted` holds the expired decisions, one per IP: {deleted:?}"
+    // (CrowdSec also lists them all in `deleted`; the custom bouncer test
+    // `custom_bouncer_is_told_at_startup_of_decisions_that_expired_hours_ago` checks that.)
+    let foreign: Vec<&Value> = deleted
+        .iter()
+        .filter(|d| !ips.contains(d["value"].as_str().unwrap_or_default()))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "deleted decisions nobody made: {foreign:?}"
     );
     let ip = &r.overflows[0].ip;
     let v = r.api.call(
@@ -556,5 +723,8 @@ fn agent_replay_of_an_old_log_gives_only_expired_bans() {
         None,
         200,
     );
-    assert!(list(&v).is_empty(), "GET /v1/decisions?ip={ip} answered {v}");
+    assert!(
+        list(&v).is_empty(),
+        "GET /v1/decisions?ip={ip} answered {v}"
+    );
 }

@@ -138,6 +138,22 @@ impl Store {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
+    /// Decisions that ended in `(after, up_to]` (ms), in id order.
+    pub async fn decisions_until_between(
+        &self,
+        after: i64,
+        up_to: i64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {COLS} FROM decisions WHERE until > ? AND until <= ? ORDER BY id"
+        )))
+        .bind(after)
+        .bind(up_to)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
     /// Decisions changed after `updated_after` (ms): how a replica catches up with another's
     /// writes.
     pub async fn decisions_updated_after(

@@ -7,7 +7,6 @@
 //! tables and its end of the veth pair with it), then the temporary directory.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
@@ -76,19 +75,24 @@ impl Needs {
                 missing.push(format!("{f} not found"));
             }
         }
+        let mut why = if missing.is_empty() {
+            String::new()
+        } else {
+            format!("{} ({SKIP_HINT})", missing.join(", "))
+        };
         if self.root && !is_root() {
-            missing.push("needs root (network namespaces, nftables)".to_owned());
+            if !why.is_empty() {
+                why.push_str("; ");
+            }
+            why.push_str("needs root (a network namespace and nftables)");
         }
-        if missing.is_empty() {
+        if why.is_empty() {
             return Some(Programs(found));
         }
-        let why = missing.join(", ");
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: {why}; CI=true, so this is a failure, not a skip ({SKIP_HINT})");
+            panic!("{test}: {why}; CI=true, so this is a failure, not a skip");
         }
-        stderr(&format!(
-            "skipped: compat_crowdsec::{test}: {why} ({SKIP_HINT})\n"
-        ));
+        stderr(&format!("skipped: compat_crowdsec::{test}: {why}\n"));
         None
     }
 }
@@ -148,6 +152,8 @@ struct Proc {
     name: String,
     child: Child,
     exited: Option<ExitStatus>,
+    /// Meant to run until the test ends (a LAPI, a bouncer), not to exit by itself.
+    daemon: bool,
 }
 
 impl Proc {
@@ -322,7 +328,8 @@ impl Harness {
         }
     }
 
-    /// Starts `cmd` with stdout and stderr in `<name>.log`; stopped when the harness drops.
+    /// Starts `cmd` (a LAPI, a bouncer) with stdout and stderr in `<name>.log`; it must run until
+    /// the harness drops and stops it (or until [`Harness::wait_exit`]).
     pub(crate) fn spawn(&self, name: &str, mut cmd: Command) {
         let log = fs::File::create(self.path(&format!("{name}.log"))).unwrap();
         let child = cmd
@@ -335,25 +342,24 @@ impl Harness {
             name: name.to_owned(),
             child,
             exited: None,
+            daemon: true,
         });
     }
 
-    /// Runs `cmd` to completion (killed after `timeout`); returns its status and its output.
-    pub(crate) fn run(&self, name: &str, cmd: Command, timeout: Duration) -> (ExitStatus, String) {
-        self.spawn(name, cmd);
+    /// Waits for a process started with [`Harness::spawn`] to exit by itself, which it now may
+    /// (killed after `timeout`); returns its status and its output.
+    pub(crate) fn wait_exit(&self, name: &str, timeout: Duration) -> (ExitStatus, String) {
         let deadline = Instant::now() + timeout;
         loop {
             let status = {
                 let mut procs = self.procs.borrow_mut();
                 let p = procs.iter_mut().rfind(|p| p.name == name).unwrap();
+                p.daemon = false;
                 let s = p.poll();
                 if s.is_none() && Instant::now() > deadline {
                     p.stop();
                     drop(procs);
-                    panic!(
-                        "{name} still running after {timeout:?}\n{}",
-                        self.context()
-                    );
+                    panic!("{name} still running after {timeout:?}\n{}", self.context());
                 }
                 s
             };
@@ -407,7 +413,7 @@ impl Harness {
     }
 
     /// Polls `f` every 200 ms until it gives a value; panics with `what` and the context after
-    /// `timeout`.
+    /// `timeout`, or as soon as a LAPI or bouncer has exited.
     pub(crate) fn wait_for<T>(
         &self,
         what: &str,
@@ -420,7 +426,18 @@ impl Harness {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.context());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.context()
+                );
+            }
+            let died = self
+                .procs
+                .borrow_mut()
+                .iter_mut()
+                .find_map(|p| (p.daemon && p.poll().is_some()).then(|| p.name.clone()));
+            if let Some(name) = died {
+                panic!("{name} exited while waiting for {what}\n{}", self.context());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -431,48 +448,76 @@ impl Harness {
         let port = free_port(ip);
         let listen = SocketAddr::from((ip, port));
         let lapi = match self.backend {
-            Backend::Rampart => {
-                let db = self.path("rampart.db");
-                let db_url = format!("sqlite://{}", db.display());
+            Backend::Rampart => Lapi {
+                url: format!("http://{listen}"),
+                listen,
+                backend: Backend::Rampart,
+                db_url: format!("sqlite://{}", self.path("rampart.db").display()),
+                crowdsec: None,
+            },
+            Backend::CrowdSec => Lapi {
+                url: format!("http://{listen}"),
+                listen,
+                backend: Backend::CrowdSec,
+                db_url: String::new(),
+                crowdsec: Some(CrowdSecTools {
+                    crowdsec: progs.get("crowdsec").to_owned(),
+                    cscli: progs.get("cscli").to_owned(),
+                    cfg: self.crowdsec_lapi_config(listen),
+                }),
+            },
+        };
+        self.launch_lapi(&lapi, "lapi");
+        lapi
+    }
+
+    /// Stops the LAPI and starts it again on the same address and database.
+    pub(crate) fn restart_lapi(&self, lapi: &Lapi) {
+        self.stop("lapi");
+        self.launch_lapi(lapi, "lapi-restarted");
+    }
+
+    fn launch_lapi(&self, lapi: &Lapi, name: &str) {
+        let cmd = match &lapi.crowdsec {
+            None => {
                 let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
-                cmd.args(["lapi", "--listen", &listen.to_string(), "--db", &db_url]);
-                self.spawn("lapi", cmd);
-                Lapi {
-                    url: format!("http://{listen}"),
-                    backend: Backend::Rampart,
-                    db_url,
-                    cscli: None,
-                }
+                cmd.args([
+                    "lapi",
+                    "--listen",
+                    &lapi.listen.to_string(),
+                    "--db",
+                    &lapi.db_url,
+                ]);
+                cmd
             }
-            Backend::CrowdSec => {
-                let cfg = self.crowdsec_lapi_config(listen);
-                let mut cmd = Command::new(progs.get("crowdsec"));
-                cmd.arg("-c").arg(&cfg).args(["-no-cs", "-no-capi"]);
-                self.spawn("lapi", cmd);
-                Lapi {
-                    url: format!("http://{listen}"),
-                    backend: Backend::CrowdSec,
-                    db_url: String::new(),
-                    cscli: Some((progs.get("cscli").to_owned(), cfg)),
-                }
+            Some(t) => {
+                let mut cmd = Command::new(&t.crowdsec);
+                cmd.arg("-c").arg(&t.cfg).args(["-no-cs", "-no-capi"]);
+                cmd
             }
         };
+        self.spawn(name, cmd);
         let api = Api::new(&lapi.url);
-        self.wait_for("the LAPI's GET /health", Duration::from_secs(30), || {
-            match api.try_request("GET", "/health", &[], None) {
+        self.wait_for(
+            "the LAPI's GET /health",
+            Duration::from_secs(30),
+            || match api.try_request("GET", "/health", &[], None) {
                 Ok((200, body)) => {
                     let v: Value = serde_json::from_str(&body).ok()?;
-                    assert_eq!(
-                        v,
-                        json!({"status": "up"}),
-                        "GET /health answered {body}"
-                    );
+                    assert_eq!(v, json!({"status": "up"}), "GET /health answered {body}");
                     Some(())
                 }
                 _ => None,
-            }
-        });
-        lapi
+            },
+        );
+    }
+
+    /// Stops a process started with [`Harness::spawn`] (SIGTERM, then SIGKILL).
+    pub(crate) fn stop(&self, name: &str) {
+        let mut procs = self.procs.borrow_mut();
+        let p = procs.iter_mut().rfind(|p| p.name == name).unwrap();
+        p.daemon = false;
+        p.stop();
     }
 
     fn crowdsec_lapi_config(&self, listen: SocketAddr) -> PathBuf {
@@ -519,13 +564,30 @@ prometheus:
     /// A configuration for Debian's crowdsec 1.4.6 agent: syslog + sshd parsers and the sshd
     /// scenarios linked from the package's offline hub (`cscli` would download them), its LAPI
     /// client pointed at `lapi` with the given machine credentials.
-    pub(crate) fn crowdsec_agent_config(&self, lapi: &Lapi, login: &str, password: &str) -> PathBuf {
+    pub(crate) fn crowdsec_agent_config(
+        &self,
+        lapi: &Lapi,
+        login: &str,
+        password: &str,
+    ) -> PathBuf {
         let d = self.dir.path().join("agent");
         let items = [
-            ("parsers/s00-raw", "parsers/s00-raw/crowdsecurity/syslog-logs.yaml"),
-            ("parsers/s01-parse", "parsers/s01-parse/crowdsecurity/sshd-logs.yaml"),
-            ("parsers/s02-enrich", "parsers/s02-enrich/crowdsecurity/dateparse-enrich.yaml"),
-            ("parsers/s02-enrich", "parsers/s02-enrich/crowdsecurity/whitelists.yaml"),
+            (
+                "parsers/s00-raw",
+                "parsers/s00-raw/crowdsecurity/syslog-logs.yaml",
+            ),
+            (
+                "parsers/s01-parse",
+                "parsers/s01-parse/crowdsecurity/sshd-logs.yaml",
+            ),
+            (
+                "parsers/s02-enrich",
+                "parsers/s02-enrich/crowdsecurity/dateparse-enrich.yaml",
+            ),
+            (
+                "parsers/s02-enrich",
+                "parsers/s02-enrich/crowdsecurity/whitelists.yaml",
+            ),
             ("scenarios", "scenarios/crowdsecurity/ssh-bf.yaml"),
             ("scenarios", "scenarios/crowdsecurity/ssh-slow-bf.yaml"),
         ];
@@ -542,7 +604,10 @@ prometheus:
         let empty = self.write("agent/empty.log", "");
         self.write(
             "agent/etc/acquis.yaml",
-            &format!("filenames:\n  - {}\nlabels:\n  type: syslog\n", empty.display()),
+            &format!(
+                "filenames:\n  - {}\nlabels:\n  type: syslog\n",
+                empty.display()
+            ),
         );
         self.write(
             "agent/local_api_credentials.yaml",
@@ -588,9 +653,17 @@ fn free_port(ip: Ipv4Addr) -> u16 {
 /// The LAPI under test and how to administer it (Rampart's CLI, or cscli for the reference).
 pub(crate) struct Lapi {
     pub(crate) url: String,
+    listen: SocketAddr,
     backend: Backend,
     db_url: String,
-    cscli: Option<(PathBuf, PathBuf)>,
+    crowdsec: Option<CrowdSecTools>,
+}
+
+/// The reference backend's programs and configuration.
+struct CrowdSecTools {
+    crowdsec: PathBuf,
+    cscli: PathBuf,
+    cfg: PathBuf,
 }
 
 impl Lapi {
@@ -598,9 +671,9 @@ impl Lapi {
         match self.backend {
             Backend::Rampart => Command::new(env!("CARGO_BIN_EXE_rampart")),
             Backend::CrowdSec => {
-                let (cscli, cfg) = self.cscli.as_ref().unwrap();
-                let mut c = Command::new(cscli);
-                c.arg("-c").arg(cfg).arg("--error");
+                let t = self.crowdsec.as_ref().unwrap();
+                let mut c = Command::new(&t.cscli);
+                c.arg("-c").arg(&t.cfg).arg("--error");
                 c
             }
         }
@@ -660,6 +733,8 @@ impl Api {
                 .unwrap(),
             http: reqwest::Client::builder()
                 .user_agent(USER_AGENT)
+                // A connection per request: the LAPI may restart between two.
+                .pool_max_idle_per_host(0)
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
@@ -735,7 +810,19 @@ impl Api {
 
     /// Adds decisions as `cscli decisions add` does: one alert with origin `cscli` decisions.
     pub(crate) fn add_decisions(&self, jwt: &str, decisions: &[(&str, &str)], duration: &str) {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.add_decisions_at(jwt, decisions, duration, chrono::Utc::now());
+    }
+
+    /// [`Api::add_decisions`] with an alert that stopped at `stop_at` (a decision lasts
+    /// `duration` from its alert's `stop_at`).
+    pub(crate) fn add_decisions_at(
+        &self,
+        jwt: &str,
+        decisions: &[(&str, &str)],
+        duration: &str,
+        stop_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let now = stop_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let (scope, value) = decisions[0];
         let decisions: Vec<Value> = decisions
             .iter()
@@ -763,7 +850,9 @@ impl Api {
             Some(&alert),
             201,
         );
-        let ids = ids.as_array().unwrap_or_else(|| panic!("POST /v1/alerts answered {ids}"));
+        let ids = ids
+            .as_array()
+            .unwrap_or_else(|| panic!("POST /v1/alerts answered {ids}"));
         assert!(
             ids.len() == 1 && ids[0].is_string(),
             "POST /v1/alerts answered {ids:?}, expected one alert id as a string"
@@ -810,6 +899,7 @@ pub(crate) fn go_duration_secs(s: &str) -> f64 {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
         let unit = match &rest[..u] {
+            "d" => 86400.0, // nft writes days too
             "h" => 3600.0,
             "m" => 60.0,
             "s" => 1.0,
@@ -824,13 +914,18 @@ pub(crate) fn go_duration_secs(s: &str) -> f64 {
     if neg { -total } else { total }
 }
 
-/// The words of a text that look like addresses (hex digits, `.`, `:`), for exact membership
-/// tests on `nft list` output.
-pub(crate) fn address_tokens(text: &str) -> HashSet<String> {
-    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':' || c == '/'))
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// Whether `nft list` output has `ip` as a set element: `None` if not, else `Some(timeout in
+/// seconds)` (`Some(None)` for an element without timeout).
+pub(crate) fn nft_element(text: &str, ip: &str) -> Option<Option<f64>> {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '{' | '}'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let i = words.iter().position(|w| *w == ip)?;
+    Some(match (words.get(i + 1), words.get(i + 2)) {
+        (Some(&"timeout"), Some(t)) => Some(go_duration_secs(t)),
+        _ => None,
+    })
 }
 
 /// `demo/auth.log` with every syslog timestamp moved by the same amount so that its last line is
