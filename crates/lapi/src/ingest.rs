@@ -28,20 +28,41 @@ fn decision_range(scope_name: &str, value: &str) -> Result<Option<IpRange>, Stri
 }
 
 impl Lapi {
-    /// Stores pushed alerts; returns the new alert ids in input order (skipped alerts have none).
+    /// Stores pushed alerts; returns their ids in input order (skipped alerts have none).
     pub(crate) async fn ingest(
         &self,
         alerts: Vec<Alert>,
         machine_id: &str,
     ) -> Result<Vec<i64>, StoreError> {
         let now = now_ms();
+        // Alerts carrying a UUID the LAPI already stored are a retry of a push whose answer was
+        // lost (Rampart's agent queues alerts on disk and resends them): answered with the stored
+        // id, not stored twice. CrowdSec agents send no UUID and always get a new one.
+        let given: Vec<String> = alerts
+            .iter()
+            .filter(|a| uuid::Uuid::parse_str(&a.uuid).is_ok())
+            .map(|a| a.uuid.clone())
+            .collect();
+        let known = if given.is_empty() {
+            Default::default()
+        } else {
+            self.store.alert_ids_by_uuid(&given).await?
+        };
+        // Per input alert: the id it already has, or its place in `batch`.
+        let mut slots: Vec<Result<i64, usize>> = Vec::with_capacity(alerts.len());
         let mut batch = Vec::with_capacity(alerts.len());
         // Notification plugins per stored alert (same order as `batch`).
         let mut plugins: Vec<Vec<String>> = Vec::with_capacity(alerts.len());
         for mut a in alerts {
             a.source.scope = normalize_scope(&a.source.scope).to_owned();
             a.machine_id = machine_id.to_owned();
-            a.uuid = uuid::Uuid::new_v4().to_string();
+            if let Some(id) = known.get(&a.uuid) {
+                slots.push(Ok(*id));
+                continue;
+            }
+            if uuid::Uuid::parse_str(&a.uuid).is_err() {
+                a.uuid = uuid::Uuid::new_v4().to_string();
+            }
             a.id = None;
             a.created_at = String::new();
             if a.kind.is_empty() {
@@ -127,6 +148,7 @@ impl Lapi {
                 }
                 out
             };
+            slots.push(Err(batch.len()));
             batch.push(NewAlert {
                 alert: a,
                 started_at,
@@ -134,7 +156,7 @@ impl Lapi {
             });
         }
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(slots.into_iter().filter_map(Result::ok).collect());
         }
         let stored = self.store.insert_alerts(&batch).await?;
         let any_decision = stored.iter().any(|s| !s.decisions.is_empty());
@@ -167,6 +189,12 @@ impl Lapi {
         if let Err(e) = self.store.machine_pushed(machine_id).await {
             tracing::warn!(error = %e, machine = machine_id, "could not record last push");
         }
-        Ok(stored.iter().map(|s| s.id).collect())
+        Ok(slots
+            .into_iter()
+            .filter_map(|s| match s {
+                Ok(id) => Some(id),
+                Err(i) => stored.get(i).map(|st| st.id),
+            })
+            .collect())
     }
 }

@@ -892,3 +892,23 @@ async fn startup_lists_long_expired_decisions_from_the_database() {
     );
     s.stop().await;
 }
+
+/// An agent resending a batch whose answer it lost (same alert UUIDs) gets the stored ids back
+/// and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resent_alerts_are_not_stored_twice() {
+    let db = testkit::sqlite();
+    let s = Server::start(&db.url).await;
+    add_machine(&s.lapi, "m", "pw").await;
+    let c = client();
+    let token = login(&c, &s, "m", "pw").await;
+    let mut a = agent_alert("192.0.2.70", "crowdsecurity/ssh-bf");
+    a["uuid"] = json!("4f5b7f0e-9a8c-4b8e-8a43-2d1f0c9b1e01");
+    let b = agent_alert("192.0.2.71", "crowdsecurity/ssh-bf");
+    let first = post_alerts(&c, &s, &token, &json!([a.clone()])).await;
+    let again = post_alerts(&c, &s, &token, &json!([b, a])).await;
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[1], first[0]);
+    assert_eq!(s.lapi.store().count_alerts().await.unwrap(), 2);
+    s.stop().await;
+}

@@ -504,6 +504,27 @@ impl Store {
         Ok((n, decision_ids))
     }
 
+    /// Ids of stored alerts by UUID (those that exist).
+    pub async fn alert_ids_by_uuid(
+        &self,
+        uuids: &[String],
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in uuids.chunks(CHUNK) {
+            let mut q = sqlx::query(self.sql(&format!(
+                "SELECT uuid, id FROM alerts WHERE uuid IN ({})",
+                marks(chunk.len())
+            )));
+            for u in chunk {
+                q = q.bind(u.as_str());
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                out.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of alerts.
     pub async fn count_alerts(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM alerts")

@@ -80,6 +80,7 @@ CREATE TABLE alerts (
     meta {TEXT}
 );
 CREATE INDEX alerts_created_at ON alerts (created_at);
+CREATE INDEX alerts_uuid ON alerts (uuid);
 CREATE INDEX alerts_scenario ON alerts (scenario);
 CREATE INDEX alerts_source_value ON alerts (source_value);
 CREATE TABLE decisions (
