@@ -339,6 +339,13 @@ impl Scenarios {
         self.list.get(si as usize).is_none_or(|s| s.full_events)
     }
 
+    /// Scenario names, in load order (what an agent declares to its LAPI at login).
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.list.iter().map(|s| s.name.clone()).collect();
+        v.dedup();
+        v
+    }
+
     /// Number of scenarios.
     pub fn len(&self) -> usize {
         self.list.len()

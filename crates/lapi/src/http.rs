@@ -205,16 +205,22 @@ impl FromRequestParts<Arc<Lapi>> for BouncerAuth {
         if info.revoked {
             return Err(ApiError::forbidden("access forbidden"));
         }
-        let ua = user_agent(&parts.headers).to_owned();
-        let ip = ClientIp::from_request_parts(parts, lapi)
-            .await?
-            .0
-            .to_string();
-        // Bookkeeping (type/version from the User-Agent, last pull) at most once a minute.
+        // Bookkeeping (type/version from the User-Agent, last pull) at most once a minute, so
+        // the hot path allocates nothing for it.
         let now = store::now_ms();
         let last = info.last_pull_written.load(Ordering::Relaxed);
-        let ua_changed = info.user_agent.lock().map(|u| *u != ua).unwrap_or(false);
+        let ua_ref = user_agent(&parts.headers);
+        let ua_changed = info
+            .user_agent
+            .lock()
+            .map(|u| u.as_str() != ua_ref)
+            .unwrap_or(false);
         if ua_changed || now - last > 60_000 {
+            let ua = ua_ref.to_owned();
+            let ip = ClientIp::from_request_parts(parts, lapi)
+                .await?
+                .0
+                .to_string();
             info.last_pull_written.store(now, Ordering::Relaxed);
             if let Ok(mut u) = info.user_agent.lock() {
                 u.clone_from(&ua);
