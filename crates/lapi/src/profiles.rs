@@ -141,7 +141,8 @@ pub struct Profiles {
     needs_history: bool,
 }
 
-const DEFAULT_PROFILES: &str = r#"name: default_ip_remediation
+/// CrowdSec's default `profiles.yaml`: ban Ip and Range alerts that ask for remediation, 4h.
+pub const DEFAULT_PROFILES: &str = r#"name: default_ip_remediation
 filters:
  - Alert.Remediation == true && Alert.GetScope() == "Ip"
 decisions:

@@ -3,6 +3,14 @@
 
 use crate::index::{Entry, Inner};
 
+/// Reused buffers for rendering many decisions.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    value: String,
+    dur_key: i64,
+    dur: String,
+}
+
 fn push_str(out: &mut Vec<u8>, s: &str) {
     // serde_json's escaping, without building a Value.
     let _ = serde_json::to_writer(&mut *out, s);
@@ -15,16 +23,28 @@ pub(crate) fn decision(
     e: &Entry,
     ix: &Inner,
     now_ms: i64,
-    scratch: &mut String,
+    scratch: &mut Scratch,
 ) {
+    use std::io::Write;
     out.extend_from_slice(b"{\"duration\":");
-    scratch.clear();
-    scratch.push_str(&model::format_remaining(
-        (e.until - now_ms).saturating_mul(1_000_000),
-    ));
-    push_str(out, scratch);
+    // Decisions loaded together end together: the time-left text is reused while it is the same.
+    let left_ns = (e.until - now_ms).saturating_mul(1_000_000);
+    // Same rounding as `format_remaining` (half away from zero), so one key is one text.
+    let half = 500_000_000;
+    let key = if left_ns >= 0 {
+        left_ns.saturating_add(half) / 1_000_000_000
+    } else {
+        -(left_ns.saturating_neg().saturating_add(half) / 1_000_000_000)
+    };
+    if key != scratch.dur_key || scratch.dur.is_empty() {
+        scratch.dur_key = key;
+        scratch.dur = model::format_remaining(left_ns);
+    }
+    out.push(b'"');
+    out.extend_from_slice(scratch.dur.as_bytes());
+    out.push(b'"');
     out.extend_from_slice(b",\"id\":");
-    out.extend_from_slice(e.id.to_string().as_bytes());
+    let _ = write!(out, "{}", e.id);
     out.extend_from_slice(b",\"origin\":");
     push_str(out, ix.sym(e.origin));
     out.extend_from_slice(b",\"scenario\":");
@@ -48,9 +68,9 @@ pub(crate) fn decision(
         out.push(b'"');
     }
     out.extend_from_slice(b",\"value\":");
-    scratch.clear();
-    e.target.write_value(scratch);
-    push_str(out, scratch);
+    scratch.value.clear();
+    e.target.write_value(&mut scratch.value);
+    push_str(out, &scratch.value);
     out.push(b'}');
 }
 
@@ -60,7 +80,7 @@ pub(crate) fn array_or_null(ids: &[i64], ix: &Inner, now_ms: i64) -> Vec<u8> {
         return b"null".to_vec();
     }
     let mut out = Vec::with_capacity(ids.len() * 180);
-    let mut scratch = String::new();
+    let mut scratch = Scratch::default();
     out.push(b'[');
     let mut first = true;
     for id in ids {

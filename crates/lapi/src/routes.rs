@@ -747,7 +747,7 @@ fn stream_body(
 
 fn render_ids(lapi: &Lapi, out: &mut Vec<u8>, ids: &[i64], now: i64, first: &mut bool) {
     let Ok(ix) = lapi.index.read() else { return };
-    let mut scratch = String::new();
+    let mut scratch = crate::render::Scratch::default();
     for id in ids {
         // A decision evicted since the ids were taken is simply left out.
         let Some(e) = ix.get(*id) else { continue };
