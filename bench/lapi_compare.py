@@ -18,9 +18,9 @@ Measured for each size N:
    of one decision, repeated; CrowdSec has no push, so its figure is the delay of a bouncer polling
    every 10 s (the firewall bouncer's default update_frequency) plus the measured cost of a poll.
 
-Python 3 standard library plus `wrk` (installed with apt-get if missing, like CrowdSec). CrowdSec's
-private LAPI config comes from ../shared/bench/run_anchors.py (imported, not copied). See
-bench/README.md, section "LAPI".
+Python 3 standard library plus `wrk` and `curl` (installed with apt-get if missing, like CrowdSec).
+CrowdSec's private LAPI config comes from ../shared/bench/run_anchors.py (imported, not copied). See
+bench/README.md, section "LAPI benchmark against CrowdSec".
 """
 import argparse
 import atexit
@@ -35,6 +35,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -82,7 +83,8 @@ def on_signal(sig, frame):
 
 def ensure_tools():
     """CrowdSec 1.4.6 (offline-safe install, see ../shared/bench/README.md) and wrk."""
-    missing = [p for p, b in (("crowdsec", "crowdsec"), ("crowdsec", "cscli"), ("wrk", "wrk")) if not shutil.which(b)]
+    missing = [p for p, b in (("crowdsec", "crowdsec"), ("crowdsec", "cscli"), ("wrk", "wrk"), ("curl", "curl"))
+               if not shutil.which(b)]
     if not missing:
         return
     if os.geteuid() != 0:
@@ -281,14 +283,30 @@ class Watcher:
             self.token, self.t_login = json.loads(body)["token"], time.time()
         return {"Authorization": "Bearer " + self.token}
 
-    def post_alerts(self, body):
-        """body: bytes (a JSON array of alerts); returns seconds of the POST."""
-        h = self.auth()
-        h["Content-Type"] = "application/json"
-        st, resp, dt = request(self.port, "POST", "/v1/alerts", body, h)
-        if st not in (200, 201):
-            raise RuntimeError("POST /v1/alerts: %s %s" % (st, resp[:300]))
-        return dt
+    def post_alerts(self, body, retries=None):
+        """body: bytes (a JSON array of alerts); returns seconds of the POST (all tries).
+
+        With `retries` (a list), a 500 is retried up to 3 times after 1 s, each failure appended to it:
+        CrowdSec 1.4.6 sometimes answers `database is locked` when its minute flush job writes during
+        a big insert."""
+        total = 0.0
+        for attempt in range(4):
+            h = self.auth()
+            h["Content-Type"] = "application/json"
+            st, resp, dt = request(self.port, "POST", "/v1/alerts", body, h)
+            total += dt
+            if st in (200, 201):
+                return total
+            if retries is None or st != 500 or attempt == 3:
+                raise RuntimeError("POST /v1/alerts: %s %s" % (st, resp[:300]))
+            retries.append("%s %s" % (st, resp[:200].decode(errors="replace")))
+            log("  POST /v1/alerts answered %s %s; retrying in 1 s" % (st, resp[:120]))
+            time.sleep(1)
+            total += 1
+            # fresh start_at/stop_at: a decision row left behind by the failed try then ends earlier
+            # than its retry, so CrowdSec's stream de-duplication still yields each value once
+            now = json.dumps(rfc3339()).encode()
+            body = re.sub(rb'"(start_at|stop_at)": "[^"]*"', lambda m: b'"' + m.group(1) + b'": ' + now, body)
 
 
 # ------------------------------------------------------------------------------------ process stats
@@ -308,6 +326,12 @@ def cpu_s(pid):
         return (int(f[11]) + int(f[12])) / CLK_TCK  # utime + stime
     except (OSError, IndexError):
         return None
+
+
+def busy_s():
+    """CPU seconds all processes spent (non-idle) since boot, from /proc/stat."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK  # minus idle and iowait; guest is inside user
 
 
 def wait_idle(pid, max_s=300, quiet=0.1):
@@ -377,8 +401,10 @@ class Rampart:
         self.port = free_port()
 
     def add_machine(self, machine, password):
-        subprocess.check_call([self.bin, "machines", "add", machine, "--password", password, "--db", self.db],
-                              stdout=subprocess.DEVNULL)
+        out = subprocess.run([self.bin, "machines", "add", machine, "--password", password, "--db", self.db],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError("rampart machines add: %s" % (out.stderr or out.stdout)[-300:])
 
     def add_bouncer(self, name):
         key = secrets.token_hex(16)
@@ -412,7 +438,6 @@ class Rampart:
 
 
 def free_port():
-    import socket
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     p = s.getsockname()[1]
@@ -425,11 +450,14 @@ def free_port():
 def load(lapi, watcher, bodies, n):
     """Push the prepared alert bodies one after the other; returns the load record."""
     c0, t0 = cpu_s(lapi.pid), time.perf_counter()
-    posts = [watcher.post_alerts(b) for b in bodies]
+    retries = []
+    posts = [watcher.post_alerts(b, retries) for b in bodies]
     wall = time.perf_counter() - t0
     cpu = cpu_s(lapi.pid) - c0
+    log("  POST times (s): first %.2f, median %.2f, last %.2f" % (posts[0], statistics.median(posts), posts[-1]))
     return {"wall_s": wall, "decisions_per_s": n / wall, "server_cpu_s": cpu, "posts": len(posts),
-            "post_s_median": statistics.median(posts), "post_s_max": max(posts)}
+            "post_s_median": statistics.median(posts), "post_s_max": max(posts), "post_s": posts,
+            "retries": retries}
 
 
 def check_answers(lapi, key, ds, k=100):
@@ -497,35 +525,48 @@ def run_wrk(lapi, key, tmp, queries, conns, threads, duration, timeout_s):
         f.write(WRK_LUA)
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", "%ds" % duration, "--timeout", "%ds" % timeout_s,
            "--latency", "-s", lua, "-H", "X-Api-Key: " + key, "http://127.0.0.1:%d" % lapi.port, "--", qf]
-    c0 = cpu_s(lapi.pid)
+    c0, b0 = cpu_s(lapi.pid), busy_s()
     r0 = os.times()
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     r1 = os.times()
-    server_cpu = cpu_s(lapi.pid) - c0
+    server_cpu, busy = cpu_s(lapi.pid) - c0, busy_s() - b0
     client_cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
     d = parse_wrk(out.stdout)
     if d["req_per_s"] is None:
         raise RuntimeError("wrk failed: %s %s" % (out.stdout[-500:], out.stderr[-500:]))
     d.update({"conns": conns, "threads": threads, "duration_s": duration, "wall_s": wall,
               "server_cpu_s": server_cpu, "client_cpu_s": client_cpu,
+              "others_cpu_s": max(0.0, busy - server_cpu - client_cpu), "loadavg": open("/proc/loadavg").read().split()[:3],
               "server_cpu_ms_per_req": 1000 * server_cpu / d["requests"] if d["requests"] else None,
               "drain_s": wait_idle(lapi.pid), "raw": out.stdout})
     return d
 
 
-def stream_startup(lapi, key, n_expected):
-    st, body, dt = request(lapi.port, "GET", "/v1/decisions/stream?startup=true", headers={"X-Api-Key": key})
-    rec = {"status": st, "wall_s": dt, "bytes": len(body)}
+def stream_startup(lapi, key, n_expected, tmp):
+    """Timed with curl (Python's chunked reader would add ~30% at 1M); the body is parsed afterwards."""
+    path = os.path.join(tmp, "stream.json")
+    c0 = cpu_s(lapi.pid)
+    out = subprocess.run(["curl", "-sS", "-o", path, "-A", USER_AGENT, "-H", "X-Api-Key: " + key, "--max-time", "900",
+                          "-w", "%{http_code} %{size_download} %{time_total} %{time_starttransfer}",
+                          "http://127.0.0.1:%d/v1/decisions/stream?startup=true" % lapi.port],
+                         capture_output=True, text=True)
+    code, size, total, ttfb = (out.stdout.split() + ["0"] * 4)[:4]
+    rec = {"status": int(code), "wall_s": float(total), "ttfb_s": float(ttfb), "bytes": int(size),
+           "server_cpu_s": cpu_s(lapi.pid) - c0}
+    if out.returncode != 0:
+        rec["error"] = out.stderr[-300:]
     try:
-        j = json.loads(body)
+        with open(path, "rb") as f:
+            j = json.load(f)
         rec["json_ok"] = isinstance(j, dict)
         rec["new"] = len(j.get("new") or [])
         rec["deleted"] = len(j.get("deleted") or [])
     except ValueError as e:
         rec["json_ok"], rec["error"] = False, str(e)[:200]
     rec["new_ok"] = rec.get("new") == n_expected
+    os.unlink(path)
     return rec
 
 
@@ -622,7 +663,8 @@ def pct(xs, q):
 
 def bench_system(kind, ra, rampart_bin, ds, bodies, a, cs_import):
     tmp = tempfile.mkdtemp(prefix="lapibench-%s-" % kind)
-    TEMPDIRS.append(tmp)
+    if not a.keep:
+        TEMPDIRS.append(tmp)
     lapi = CrowdSec(ra, tmp) if kind == "crowdsec" else Rampart(rampart_bin, tmp)
     machine, password = "bench-watcher", "benchpassword-" + secrets.token_hex(8)
     rec = {"system": kind, "n": ds.n}
@@ -650,7 +692,7 @@ def bench_system(kind, ra, rampart_bin, ds, bodies, a, cs_import):
         rec["health_wrk"] = parse_wrk(subprocess.run(hc, capture_output=True, text=True).stdout)
         rec["stream"] = []
         for i in range(a.stream_reps):
-            s = stream_startup(lapi, keys["bench-stream-%d" % i], ds.n)
+            s = stream_startup(lapi, keys["bench-stream-%d" % i], ds.n, tmp)
             rec["stream"].append(s)
             log("%s: stream startup %.2f s, %d bytes, %s new" % (kind, s["wall_s"], s["bytes"], s.get("new")))
             if s["wall_s"] > a.stream_budget:
@@ -666,23 +708,33 @@ def bench_system(kind, ra, rampart_bin, ds, bodies, a, cs_import):
         lapi.stop()
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log("%s: kept %s" % (kind, tmp))
     if kind == "crowdsec" and cs_import:
         tmp2 = tempfile.mkdtemp(prefix="lapibench-import-")
-        TEMPDIRS.append(tmp2)
+        if not a.keep:
+            TEMPDIRS.append(tmp2)
         cs = CrowdSec(ra, tmp2)
         cs.add_machine("bench-import", "benchpassword-" + secrets.token_hex(8))
         key = cs.add_bouncer("bench-import-check")
         cs.start()
         try:
             log("crowdsec: cscli decisions import of %d decisions" % ds.n)
-            rec["import_s"] = cs.import_file(ds)
-            s = stream_startup(cs, key, ds.n)
-            rec["import_check"] = {k: s.get(k) for k in ("new", "new_ok", "json_ok")}
-            log("crowdsec: import %.1f s (stream has %s new)" % (rec["import_s"], s.get("new")))
+            try:
+                rec["import_s"] = cs.import_file(ds)
+            except RuntimeError as e:  # one try only: cscli itself does not retry
+                rec["import_error"] = str(e)[-300:]
+                log("crowdsec: %s" % rec["import_error"])
+            else:
+                s = stream_startup(cs, key, ds.n, tmp2)
+                rec["import_check"] = {k: s.get(k) for k in ("new", "new_ok", "json_ok")}
+                log("crowdsec: import %.1f s (stream has %s new)" % (rec["import_s"], s.get("new")))
         finally:
             cs.stop()
             if not a.keep:
                 shutil.rmtree(tmp2, ignore_errors=True)
+            else:
+                log("crowdsec: kept %s" % tmp2)
     return rec
 
 
@@ -693,8 +745,10 @@ def fmt(x, nd=1):
         return "–"
     if isinstance(x, str):
         return x
-    if abs(x) >= 1000 and nd <= 1:
-        return "{:,.0f}".format(x)
+    if abs(x) >= 1000:
+        nd = 0
+    elif abs(x) >= 100:
+        nd = min(nd, 1)
     return ("{:,.%df}" % nd).format(x)
 
 
@@ -703,7 +757,7 @@ def ratio(r, c, higher_better):
         return "–"
     x = r / c
     adv = x if higher_better else 1 / x
-    return "%s (%s× %s)" % (fmt(x, 3 if x < 0.1 else 2), fmt(adv, 1 if adv >= 10 else 2),
+    return "%s (%s× %s)" % ("{:.3g}".format(x) if x < 1000 else fmt(x, 0), fmt(adv, 1 if adv >= 10 else 2),
                              "better" if adv >= 1 else "worse")
 
 
@@ -720,7 +774,8 @@ def render(n, cs, r, meta):
 
     def row(label, fn, nd=1, higher=False):
         cv, rv = (fn(cs) if cs else None), (fn(r) if r else None)
-        lines.append("| %s | %s | %s | %s |" % (label, fmt(cv, nd), fmt(rv, nd), ratio(rv, cv, higher)))
+        lines.append("| %s | %s | %s | %s |" % (label, fmt(cv, nd), fmt(rv, nd),
+                                                "" if higher is None else ratio(rv, cv, higher)))
 
     g = lambda *ks: (lambda rec: _dig(rec, ks))
     row("load via POST /v1/alerts (%s decisions per alert), s" % fmt(meta["per_alert"], 0), g("load", "wall_s"), 2)
@@ -732,12 +787,15 @@ def render(n, cs, r, meta):
     row("  latency p50, ms", g("wrk", "p50_ms"), 2)
     row("  latency p99, ms", g("wrk", "p99_ms"), 2)
     row("  server CPU ms per request", g("wrk", "server_cpu_ms_per_req"), 3)
-    row("  client (wrk) CPU share of the 2 cores, %", lambda x: _share(x), 0)
+    row("  client (wrk) CPU, % of the 2 cores", lambda x: _share(x, "client_cpu_s"), 0, None)
+    row("  other processes' CPU, % of the 2 cores", lambda x: _share(x, "others_cpu_s"), 0, None)
     row("  for scale: GET /health with the same wrk, req/s", g("health_wrk", "req_per_s"), 0, True)
-    row("  errors (non-2xx + socket), wrong answers in the 200-IP check", lambda x: _errs(x), 0)
+    row("  errors (non-2xx + socket), wrong answers in the 200-IP check", lambda x: _errs(x), 0, None)
     row("stream?startup=true, s to full body", lambda x: median_stream(x, "wall_s"), 3)
+    row("  time to first byte, s", lambda x: median_stream(x, "ttfb_s"), 3)
+    row("  server CPU s", lambda x: median_stream(x, "server_cpu_s"), 2)
     row("  body, MB", lambda x: (median_stream(x, "bytes") or 0) / 1e6 or None, 2)
-    row("  entries in `new` (expected %s)" % "{:,}".format(n), lambda x: median_stream(x, "new"), 0, True)
+    row("  entries in `new` (expected %s)" % "{:,}".format(n), lambda x: median_stream(x, "new"), 0, None)
     row("peak RSS (VmHWM) after load + queries, MB", g("rss_peak_mb"), 0)
     row("  peak RSS after load only, MB", g("rss_after_load_mb"), 0)
     if r and r.get("push"):
@@ -771,6 +829,10 @@ def render(n, cs, r, meta):
         rq = r["wrk"]["req_per_s"] / cs["wrk"]["req_per_s"]
         notes.append("Target ≥ 20× CrowdSec's req/s: %s (%.1f×)." % ("PASS" if rq >= 20 else "FAIL", rq))
     for rec in (cs, r):
+        if rec and (rec.get("load") or {}).get("retries"):
+            rt = rec["load"]["retries"]
+            notes.append("%s answered %d of its %d load POSTs with an error, each retried after 1 s (included in the "
+                         "load time): %s" % (rec["system"], len(rt), rec["load"]["posts"], rt[0]))
         if rec and rec.get("answers", {}).get("wrong"):
             notes.append("%s answered %d of %d check queries wrongly, e.g. %s" % (
                 rec["system"], rec["answers"]["wrong"], rec["answers"]["checked"], rec["answers"]["examples"][:2]))
@@ -779,6 +841,8 @@ def render(n, cs, r, meta):
                 notes.append("%s stream startup: status %s, json %s, %s new instead of %d." % (
                     rec["system"], s.get("status"), s.get("json_ok"), s.get("new"), n))
                 break
+    if cs and cs.get("import_error"):
+        notes.append("CrowdSec's `cscli decisions import` failed: %s" % cs["import_error"])
     if cs and cs.get("import_check") and not cs["import_check"].get("new_ok"):
         notes.append("CrowdSec after `cscli decisions import`: %s entries in the stream, %d expected."
                      % (cs["import_check"].get("new"), n))
@@ -796,9 +860,9 @@ def _dig(rec, ks):
     return rec
 
 
-def _share(rec):
+def _share(rec, key):
     w = rec.get("wrk")
-    return 100 * w["client_cpu_s"] / (2 * w["wall_s"]) if w else None
+    return 100 * w[key] / (os.cpu_count() * w["wall_s"]) if w and w.get(key) is not None else None
 
 
 def _errs(rec):
@@ -819,7 +883,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--per-alert", type=int, default=PER_ALERT, help="decisions per POST /v1/alerts alert (default 10000)")
     ap.add_argument("--conns", type=int, default=64, help="wrk connections (default 64)")
-    ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: on 2 cores, 2 threads cost more CPU for no more req/s)")
     ap.add_argument("--duration", type=int, default=None, help="wrk seconds (default 25, --quick 5)")
     ap.add_argument("--health-duration", type=int, default=None, help="wrk seconds on GET /health (default 5, --quick 2)")
     ap.add_argument("--wrk-timeout", type=int, default=60, help="wrk per-request timeout, s (default 60)")
@@ -848,6 +912,7 @@ def main():
         print("skipped: ../shared/bench not found")
         return 0
     sys.path.insert(0, SHARED)
+    sys.dont_write_bytecode = True  # no __pycache__ in ../shared
     import run_anchors as ra  # noqa: E402  (CrowdSec's private LAPI config)
 
     atexit.register(cleanup)
@@ -888,7 +953,7 @@ def main():
         for kind in systems:
             try:
                 recs[kind] = bench_system(kind, ra, rampart, ds, bodies, a, cs_import=(n <= a.import_max))
-            except Exception as e:  # report and go on with the other system
+            except Exception as e:  # noqa: BLE001  report and go on with the other system
                 log("%s failed at N=%d: %r" % (kind, n, e))
                 recs[kind] = {"system": kind, "n": n, "error": repr(e)}
         results["sizes"][str(n)] = recs
