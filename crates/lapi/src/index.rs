@@ -143,7 +143,9 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 enum Ids {
     One(i64),
-    // Boxed so that an id set is 16 bytes: most targets have a single decision.
+    // Boxed so that an id set is 16 bytes, not 32: most targets have a single decision, and at a
+    // million decisions the two maps of id sets shrink by ~30 MB.
+    #[allow(clippy::box_collection)]
     Many(Box<Vec<i64>>),
 }
 

@@ -16,6 +16,24 @@ pub(crate) struct ConfigFile {
     api: Option<Api>,
     #[serde(default)]
     db_config: Option<DbConfig>,
+    #[serde(default)]
+    pub(crate) config_paths: Option<ConfigPaths>,
+    #[serde(default)]
+    pub(crate) crowdsec_service: Option<AgentService>,
+}
+
+/// `config_paths`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ConfigPaths {
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) hub_dir: Option<PathBuf>,
+}
+
+/// `crowdsec_service` (the agent).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AgentService {
+    pub(crate) acquisition_path: Option<PathBuf>,
+    pub(crate) acquisition_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

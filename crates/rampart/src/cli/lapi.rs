@@ -45,7 +45,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             lapi.active_decisions(),
             redact(lapi.store().url())
         );
-        lapi.serve(listener, shutdown_signal()).await?;
+        lapi.serve(listener, super::shutdown_signal()).await?;
         eprintln!("rampart LAPI stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -62,23 +62,5 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

@@ -7,6 +7,8 @@ mod explain;
 mod hubtest;
 mod lapi;
 mod replay;
+mod run;
+mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +45,10 @@ enum Command {
     Replay(replay::Args),
     /// Run the Local API server.
     Lapi(lapi::Args),
+    /// Create the default configuration layout (/etc/rampart) and a systemd unit.
+    Setup(setup::Args),
+    /// Run the agent and the Local API (SQLite by default) on this machine's logs.
+    Run(run::Args),
     /// Manage machines (agents and admin clients) allowed to log in to the LAPI.
     Machines {
         #[command(subcommand)]
@@ -94,7 +100,28 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Lapi(args) => lapi::run(args),
+        Command::Setup(args) => setup::run(args),
+        Command::Run(args) => run::run(args),
         Command::Machines { action, db } => admin::machines(action, db),
         Command::Bouncers { action, db } => admin::bouncers(action, db),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (daemons stop cleanly on either).
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }
