@@ -373,6 +373,16 @@ fn pipeline(
         let fresh: Vec<Overflow> = detector.overflows().try_iter().collect();
         if !fresh.is_empty() {
             let alerts = accept(post, &mut detector, fresh);
+            for a in &alerts {
+                eprintln!(
+                    "rampart: alert {} from {} {} ({} events){}",
+                    a.scenario,
+                    a.source.scope,
+                    a.source.value,
+                    a.events_count,
+                    if a.simulated { " [simulated]" } else { "" }
+                );
+            }
             if let Err(e) = outbox.push(&alerts) {
                 // Not acknowledging keeps these lines to be read again after a restart.
                 tracing::error!(error = %e, "cannot queue alerts; lines are not acknowledged");
