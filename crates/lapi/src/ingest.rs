@@ -7,6 +7,7 @@ use store::{NewAlert, NewDecision, StoreError, now_ms};
 use std::sync::Arc;
 
 use crate::Lapi;
+use crate::profiles::DecisionSpec;
 
 /// Parses an RFC 3339 time to ms; `None` when malformed.
 pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
@@ -25,6 +26,23 @@ fn decision_range(scope_name: &str, value: &str) -> Result<Option<IpRange>, Stri
         scope::RANGE => IpRange::parse(value).map(Some).map_err(|e| e.to_string()),
         _ => Ok(None),
     }
+}
+
+/// A decision to store: scope normalised, target checked, `until` counted from the alert's end.
+fn new_decision(d: DecisionSpec, stop_ms: i64) -> Result<NewDecision, String> {
+    let scope_name = normalize_scope(&d.scope).to_owned();
+    let range = decision_range(&scope_name, &d.value)?;
+    Ok(NewDecision {
+        until: stop_ms.saturating_add(d.duration_ns / 1_000_000),
+        scenario: d.scenario,
+        kind: d.kind,
+        scope: scope_name,
+        value: d.value,
+        origin: d.origin,
+        simulated: d.simulated,
+        uuid: uuid::Uuid::new_v4().to_string(),
+        range,
+    })
 }
 
 impl Lapi {
@@ -93,19 +111,8 @@ impl Lapi {
                 plugins.push(outcome.notifications.clone());
                 let mut out = Vec::with_capacity(outcome.decisions.len());
                 for d in outcome.decisions {
-                    let scope_name = normalize_scope(&d.scope).to_owned();
-                    match decision_range(&scope_name, &d.value) {
-                        Ok(range) => out.push(NewDecision {
-                            until: stop.saturating_add(d.duration_ns / 1_000_000),
-                            scenario: d.scenario,
-                            kind: d.kind,
-                            scope: scope_name,
-                            value: d.value,
-                            origin: d.origin,
-                            simulated: d.simulated,
-                            uuid: uuid::Uuid::new_v4().to_string(),
-                            range,
-                        }),
+                    match new_decision(d, stop) {
+                        Ok(nd) => out.push(nd),
                         Err(e) => {
                             tracing::warn!(scenario = %a.scenario, error = %e, "profile decision discarded")
                         }
@@ -117,29 +124,25 @@ impl Lapi {
                 let given = std::mem::take(&mut a.decisions);
                 let mut out = Vec::with_capacity(given.len());
                 for d in given {
-                    let scope_name = normalize_scope(&d.scope).to_owned();
-                    let range = match decision_range(&scope_name, &d.value) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::warn!(scenario = %a.scenario, error = %e, "decision discarded");
-                            continue;
-                        }
-                    };
-                    let Some(dur) = parse_duration_days(&d.duration) else {
+                    let Some(duration_ns) = parse_duration_days(&d.duration) else {
                         tracing::warn!(scenario = %a.scenario, duration = %d.duration, "decision with an invalid duration discarded");
                         continue;
                     };
-                    out.push(NewDecision {
-                        until: stop.saturating_add(dur / 1_000_000),
-                        scenario: d.scenario,
+                    let spec = DecisionSpec {
                         kind: d.kind,
-                        scope: scope_name,
+                        duration_ns,
+                        scope: d.scope,
                         value: d.value,
                         origin: d.origin,
+                        scenario: d.scenario,
                         simulated: d.simulated,
-                        uuid: uuid::Uuid::new_v4().to_string(),
-                        range,
-                    });
+                    };
+                    match new_decision(spec, stop) {
+                        Ok(nd) => out.push(nd),
+                        Err(e) => {
+                            tracing::warn!(scenario = %a.scenario, error = %e, "decision discarded")
+                        }
+                    }
                 }
                 if out.is_empty() {
                     tracing::warn!(scenario = %a.scenario, "alert dropped: none of its decisions was valid");

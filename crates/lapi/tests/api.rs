@@ -163,6 +163,28 @@ fn values(v: &Value) -> Vec<String> {
     out
 }
 
+/// A bouncer long-polling the stream: its answer and how long it waited.
+fn spawn_waiter(
+    c: &reqwest::Client,
+    url: String,
+    key: &str,
+) -> tokio::task::JoinHandle<(Value, Duration)> {
+    let (c, key) = (c.clone(), key.to_owned());
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let v: Value = c
+            .get(url)
+            .header("X-Api-Key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (v, started.elapsed())
+    })
+}
+
 async fn api_suite(db: &testkit::TempDb) {
     let backend = db.backend;
     let s = Server::start(&db.url).await;
@@ -360,26 +382,7 @@ async fn api_suite(db: &testkit::TempDb) {
     );
 
     // Push: a waiting bouncer is woken by a new decision.
-    let waiter = {
-        let (c, url, key) = (
-            c.clone(),
-            s.url("/v1/decisions/stream?wait=20s"),
-            key.clone(),
-        );
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let v: Value = c
-                .get(url)
-                .header("X-Api-Key", key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            (v, started.elapsed())
-        })
-    };
+    let waiter = spawn_waiter(&c, s.url("/v1/decisions/stream?wait=20s"), &key);
     tokio::time::sleep(Duration::from_millis(300)).await;
     post_alerts(
         &c,
@@ -588,7 +591,8 @@ async fn api_suite(db: &testkit::TempDb) {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = c.get(s.url("/v1/nope")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = c
+    // Its own connection: the server closes it after refusing the oversized body.
+    let r = client()
         .post(s.url("/v1/watchers"))
         .body(vec![b'x'; 3 << 20])
         .send()
@@ -677,26 +681,7 @@ async fn replicas_share_decisions_through_postgres() {
         get_json(&c, &b.url("/v1/decisions/stream?startup=true"), &key).await,
         json!({"new": [], "deleted": []})
     );
-    let waiter = {
-        let (c, url, key) = (
-            c.clone(),
-            b.url("/v1/decisions/stream?wait=20s"),
-            key.clone(),
-        );
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let v: Value = c
-                .get(url)
-                .header("X-Api-Key", key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            (v, started.elapsed())
-        })
-    };
+    let waiter = spawn_waiter(&c, b.url("/v1/decisions/stream?wait=20s"), &key);
     tokio::time::sleep(Duration::from_millis(300)).await;
     post_alerts(
         &c,
