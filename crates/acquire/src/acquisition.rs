@@ -189,6 +189,13 @@ impl Acquisition {
         Ok(acq)
     }
 
+    /// A handle that saves read positions on demand. The agent calls it right after queuing
+    /// alerts, so that a `kill -9` just after cannot make it read (and alert on) those lines
+    /// again.
+    pub fn position_saver(&self) -> PositionSaver {
+        PositionSaver(self.store.clone())
+    }
+
     /// Addresses the syslog sources listen on (`("udp" | "tcp", address)`), useful with
     /// `listen_port: 0`.
     pub fn listening(&self) -> &[(&'static str, SocketAddr)] {
@@ -221,6 +228,25 @@ impl Acquisition {
             }
         }
         self.stopped = true;
+    }
+}
+
+/// Saves read positions now (see [`Acquisition::position_saver`]).
+#[derive(Clone)]
+pub struct PositionSaver(Option<Arc<Store>>);
+
+impl std::fmt::Debug for PositionSaver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PositionSaver")
+    }
+}
+
+impl PositionSaver {
+    /// Writes the positions of acknowledged lines if they changed (blocking: file write + fsync).
+    pub fn save_now(&self) {
+        if let Some(s) = self.0.as_ref().filter(|s| s.has_providers()) {
+            s.save_if_dirty();
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use ack::Ack;
-pub use acquisition::Acquisition;
+pub use acquisition::{Acquisition, PositionSaver};
 pub use config::{
     FileSpec, JournalSpec, Mode, SourceKind, SourceSpec, SyslogSpec, dsn_spec, load_acquis,
 };

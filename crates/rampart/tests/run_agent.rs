@@ -177,3 +177,66 @@ async fn a_logged_attack_becomes_a_ban_and_a_restart_reads_on() {
     assert_eq!(n, first.len(), "the first attack was read twice: {first:?}");
     assert!(sigterm(&mut agent).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_an_alert_neither_loses_nor_doubles() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(
+        &log,
+        "Dec  1 00:00:00 web1 sshd[1]: Server listening on 0.0.0.0 port 22.\n",
+    );
+    std::fs::write(
+        dir.path().join("acquis.yaml"),
+        format!(
+            "source: file\nfilenames:\n  - {}\nlabels:\n  type: syslog\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut agent = start(dir.path(), port);
+    wait_health(port);
+    let db = format!("sqlite://{}", dir.path().join("data/rampart.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["bouncers", "add", "test", "--db", &db])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    append(&log, &sshd_failures("192.0.2.20", 8));
+    wait_decision(port, &key, "192.0.2.20").await;
+    // No chance to save anything on the way out.
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    append(&log, &sshd_failures("192.0.2.21", 8));
+    let mut agent = start(dir.path(), port);
+    wait_health(port);
+    wait_decision(port, &key, "192.0.2.21").await;
+    let store = store::Store::open(&db).await.unwrap();
+    let alerts = store
+        .search_alerts(&store::AlertFilter {
+            include_capi: true,
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for ip in ["192.0.2.20", "192.0.2.21"] {
+        let mut scenarios: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.source.value == ip)
+            .map(|a| a.scenario.as_str())
+            .collect();
+        assert!(!scenarios.is_empty(), "no alert for {ip}");
+        let n = scenarios.len();
+        scenarios.sort_unstable();
+        scenarios.dedup();
+        assert_eq!(
+            n,
+            scenarios.len(),
+            "{ip} alerted twice for one attack: {scenarios:?}"
+        );
+    }
+    assert!(sigterm(&mut agent).success());
+}

@@ -219,6 +219,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         let acquisition = acquire::Acquisition::start(specs, data_dir.join("acquire"), tx).await?;
         eprintln!("rampart agent: {what}; {} scenarios", scenarios.len());
         let state = data_dir.join("buckets.json");
+        let saver = acquisition.position_saver();
         let worker = {
             let (p, po, sc, q) = (
                 Arc::clone(&parsers),
@@ -228,7 +229,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             std::thread::Builder::new()
                 .name("pipeline".into())
-                .spawn(move || pipeline(rx, &p, &po, sc, &q, &state))
+                .spawn(move || pipeline(rx, &p, &po, sc, &q, &state, &saver))
                 .context("starting the pipeline thread")?
         };
 
@@ -307,6 +308,7 @@ fn pipeline(
     scenarios: Arc<detect::Scenarios>,
     outbox: &outbox::Outbox,
     state: &Path,
+    saver: &acquire::PositionSaver,
 ) {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -371,7 +373,8 @@ fn pipeline(
             detector.sync();
         }
         let fresh: Vec<Overflow> = detector.overflows().try_iter().collect();
-        if !fresh.is_empty() {
+        let fresh_empty = fresh.is_empty();
+        if !fresh_empty {
             let alerts = accept(post, &mut detector, fresh);
             for a in &alerts {
                 eprintln!(
@@ -389,8 +392,13 @@ fn pipeline(
                 continue;
             }
         }
+        let queued_alerts = !fresh_empty;
         for l in batch.drain(..) {
             l.ack.done();
+        }
+        if queued_alerts {
+            // Alerts are on disk: the lines that raised them must not be read again after a crash.
+            saver.save_now();
         }
         if closed {
             break;
