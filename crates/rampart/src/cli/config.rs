@@ -267,13 +267,21 @@ pub(crate) fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("'{s}' is not an address:port"))
 }
 
-/// Where the database lives when nothing says: `/var/lib/rampart/rampart.db` for root (as
-/// CrowdSec uses /var/lib/crowdsec/data), `~/.local/share/rampart/rampart.db` otherwise.
+/// Where the database lives when nothing says: `RAMPART_DB`, else `rampart.db` in the default
+/// data directory.
 pub(crate) fn default_db_url() -> String {
     if let Ok(u) = std::env::var("RAMPART_DB") {
         return u;
     }
-    let dir = if std::env::var("USER").is_ok_and(|u| u == "root") || home_is_root() {
+    let dir = default_data_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    format!("sqlite://{}", dir.join("rampart.db").display())
+}
+
+/// Where state lives when nothing says: `/var/lib/rampart` for root (as CrowdSec uses
+/// /var/lib/crowdsec/data), `$XDG_DATA_HOME/rampart` or `~/.local/share/rampart` otherwise.
+pub(crate) fn default_data_dir() -> PathBuf {
+    if std::env::var("USER").is_ok_and(|u| u == "root") || home_is_root() {
         PathBuf::from("/var/lib/rampart")
     } else {
         std::env::var_os("XDG_DATA_HOME")
@@ -281,9 +289,7 @@ pub(crate) fn default_db_url() -> String {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
             .unwrap_or_else(|| PathBuf::from("."))
             .join("rampart")
-    };
-    let _ = std::fs::create_dir_all(&dir);
-    format!("sqlite://{}", dir.join("rampart.db").display())
+    }
 }
 
 fn home_is_root() -> bool {

@@ -44,16 +44,6 @@ pub(crate) struct Args {
     demo: bool,
 }
 
-fn default_data_dir() -> PathBuf {
-    if std::env::var("HOME").is_ok_and(|h| h == "/root") {
-        PathBuf::from("/var/lib/rampart")
-    } else {
-        std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".local/share/rampart"))
-            .unwrap_or_else(|| PathBuf::from("rampart-data"))
-    }
-}
-
 /// What to read: the acquisition file, else this machine's known logs, else the demo logs.
 fn sources(
     args: &Args,
@@ -85,18 +75,11 @@ fn sources(
         let specs = acquire::load_acquis(Some(etc), dir.is_dir().then_some(dir))?;
         return Ok((specs, format!("acquisition from {}", etc.display())));
     }
-    let mut doc = String::new();
-    let mut found = Vec::new();
-    if !args.demo {
-        for (path, kind) in super::setup::KNOWN_LOGS {
-            if Path::new(path).is_file() {
-                doc.push_str(&format!(
-                    "---\nsource: file\nfilenames: [{path}]\nlabels:\n  type: {kind}\n"
-                ));
-                found.push(*path);
-            }
-        }
-    }
+    let (mut doc, found) = if args.demo {
+        (String::new(), Vec::new())
+    } else {
+        super::setup::detected_logs()
+    };
     let what = if found.is_empty() {
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo");
         for (file, kind) in [("auth.log", "syslog"), ("nginx-access.log", "nginx")] {
@@ -131,7 +114,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .data_dir
         .clone()
         .or_else(|| paths.and_then(|p| p.data_dir.clone()))
-        .unwrap_or_else(default_data_dir);
+        .unwrap_or_else(super::config::default_data_dir);
     let hub = args
         .hub
         .clone()

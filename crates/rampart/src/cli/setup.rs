@@ -38,6 +38,21 @@ pub(crate) const KNOWN_LOGS: &[(&str, &str)] = &[
     ("/var/log/httpd/access_log", "apache2"),
 ];
 
+/// One acquisition document per known log present on this machine, and their paths.
+pub(crate) fn detected_logs() -> (String, Vec<&'static str>) {
+    let mut doc = String::new();
+    let mut found = Vec::new();
+    for (path, kind) in KNOWN_LOGS {
+        if Path::new(path).is_file() {
+            doc.push_str(&format!(
+                "---\nsource: file\nfilenames:\n  - {path}\nlabels:\n  type: {kind}\n"
+            ));
+            found.push(*path);
+        }
+    }
+    (doc, found)
+}
+
 fn write(path: &Path, text: &str, force: bool, done: &mut Vec<String>) -> anyhow::Result<()> {
     if path.exists() && !force {
         done.push(format!("kept     {}", path.display()));
@@ -86,16 +101,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut acquis = String::from(
         "# Logs Rampart reads (CrowdSec acquis.yaml format); one document per source.\n",
     );
-    let mut found = 0;
-    for (path, kind) in KNOWN_LOGS {
-        if Path::new(path).is_file() {
-            acquis.push_str(&format!(
-                "---\nsource: file\nfilenames:\n  - {path}\nlabels:\n  type: {kind}\n"
-            ));
-            found += 1;
-        }
-    }
-    if found == 0 {
+    let (docs, found) = detected_logs();
+    acquis.push_str(&docs);
+    if found.is_empty() {
         acquis.push_str("# No known log was found on this machine. Example:\n# source: file\n# filenames:\n#   - /var/log/auth.log\n# labels:\n#   type: syslog\n");
     }
     write(&etc.join("acquis.yaml"), &acquis, args.force, &mut done)?;
