@@ -111,16 +111,21 @@ fn http(user_agent: &str, timeout: Duration) -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// Maps a transport error on `url`.
+fn http_err(url: &str) -> impl FnOnce(reqwest::Error) -> ClientError + '_ {
+    move |source| ClientError::Http {
+        url: url.to_owned(),
+        source,
+    }
+}
+
 async fn decode<T: DeserializeOwned>(
     method: &Method,
     url: &str,
     resp: reqwest::Response,
 ) -> Result<T, ClientError> {
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|source| ClientError::Http {
-        url: url.to_owned(),
-        source,
-    })?;
+    let bytes = resp.bytes().await.map_err(http_err(url))?;
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
@@ -200,10 +205,7 @@ impl Watcher {
             .json(&body)
             .send()
             .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(http_err(&url))?;
         match resp.status() {
             StatusCode::CREATED => Ok(false),
             StatusCode::ACCEPTED => Ok(true),
@@ -227,10 +229,7 @@ impl Watcher {
             .json(&body)
             .send()
             .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(http_err(&url))?;
         let auth: WatcherAuthResponse = decode(&Method::POST, &url, resp).await?;
         let exp = chrono::DateTime::parse_from_rfc3339(&auth.expire).map_or(0, |t| t.timestamp());
         *self.token.lock().await = Some((auth.token, exp));
@@ -274,10 +273,7 @@ impl Watcher {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+            let resp = req.send().await.map_err(http_err(&url))?;
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
                 // The LAPI restarted with a new secret, or the token expired early: log in again.
                 *self.token.lock().await = None;
@@ -337,10 +333,7 @@ impl Watcher {
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(http_err(&url))?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -412,10 +405,7 @@ impl Bouncer {
             .query(query)
             .send()
             .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(http_err(&url))?;
         decode(&Method::GET, &url, resp).await
     }
 

@@ -112,8 +112,18 @@ fn sigterm(agent: &mut Agent) -> std::process::ExitStatus {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_logged_attack_becomes_a_ban_and_a_restart_reads_on() {
+/// A temp dir with an sshd log and its acquisition, a running agent whose LAPI is up, the
+/// database URL and a bouncer key.
+struct Setup {
+    dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+    port: u16,
+    db: String,
+    key: String,
+    agent: Agent,
+}
+
+fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("auth.log");
     append(
@@ -129,7 +139,7 @@ async fn a_logged_attack_becomes_a_ban_and_a_restart_reads_on() {
     )
     .unwrap();
     let port = free_port();
-    let mut agent = start(dir.path(), port);
+    let agent = start(dir.path(), port);
     wait_health(port);
     let db = format!("sqlite://{}", dir.path().join("data/rampart.db").display());
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
@@ -142,6 +152,26 @@ async fn a_logged_attack_becomes_a_ban_and_a_restart_reads_on() {
         String::from_utf8_lossy(&out.stderr)
     );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    Setup {
+        dir,
+        log,
+        port,
+        db,
+        key,
+        agent,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_attack_becomes_a_ban_and_a_restart_reads_on() {
+    let Setup {
+        dir,
+        log,
+        port,
+        db,
+        key,
+        mut agent,
+    } = setup();
     // Tailing: only what is written after start counts.
     tokio::time::sleep(Duration::from_millis(500)).await;
     append(&log, &sshd_failures("192.0.2.10", 8));
@@ -180,29 +210,14 @@ async fn a_logged_attack_becomes_a_ban_and_a_restart_reads_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_after_an_alert_neither_loses_nor_doubles() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("auth.log");
-    append(
-        &log,
-        "Dec  1 00:00:00 web1 sshd[1]: Server listening on 0.0.0.0 port 22.\n",
-    );
-    std::fs::write(
-        dir.path().join("acquis.yaml"),
-        format!(
-            "source: file\nfilenames:\n  - {}\nlabels:\n  type: syslog\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let mut agent = start(dir.path(), port);
-    wait_health(port);
-    let db = format!("sqlite://{}", dir.path().join("data/rampart.db").display());
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["bouncers", "add", "test", "--db", &db])
-        .output()
-        .unwrap();
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let Setup {
+        dir,
+        log,
+        port,
+        db,
+        key,
+        mut agent,
+    } = setup();
     tokio::time::sleep(Duration::from_millis(500)).await;
     append(&log, &sshd_failures("192.0.2.20", 8));
     wait_decision(port, &key, "192.0.2.20").await;
