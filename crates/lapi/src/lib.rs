@@ -254,13 +254,29 @@ impl Lapi {
         }
         let now = now_ms();
         let n = self.store.expire_decisions(ids, now).await?;
-        if let Ok(mut ix) = self.index.write() {
-            for id in ids {
-                ix.set_until(*id, now, now);
-            }
-        }
-        self.changed(true).await;
+        self.end_in_index(ids, now).await;
         Ok(n)
+    }
+
+    /// Ends the still-active decisions among `ids` in memory (their rows were expired or
+    /// deleted) and tells waiting bouncers and other replicas.
+    pub(crate) async fn end_in_index(&self, ids: &[i64], now: i64) {
+        let touched = match self.index.write() {
+            Ok(mut ix) => {
+                let mut any = false;
+                for id in ids {
+                    if ix.get(*id).is_some_and(|e| e.until > now) {
+                        ix.set_until(*id, now, now);
+                        any = true;
+                    }
+                }
+                any
+            }
+            Err(_) => false,
+        };
+        if touched {
+            self.changed(true).await;
+        }
     }
 
     /// Runs the periodic jobs until the process ends: expiry of due decisions (with wake-ups),

@@ -444,26 +444,6 @@ async fn get_alert(State(lapi): State<Arc<Lapi>>, _m: MachineAuth, Path(id): Pat
     }
 }
 
-async fn forget_deleted(lapi: &Lapi, decision_ids: &[i64]) {
-    let now = now_ms();
-    let touched = match lapi.index.write() {
-        Ok(mut ix) => {
-            let mut any = false;
-            for id in decision_ids {
-                if ix.get(*id).is_some_and(|e| e.until > now) {
-                    ix.set_until(*id, now, now);
-                    any = true;
-                }
-            }
-            any
-        }
-        Err(_) => false,
-    };
-    if touched {
-        lapi.changed(true).await;
-    }
-}
-
 async fn delete_alerts(
     State(lapi): State<Arc<Lapi>>,
     _m: MachineAuth,
@@ -478,7 +458,7 @@ async fn delete_alerts(
     }
     let f = alert_filter(&q, true)?;
     let (n, decisions) = lapi.store().delete_alerts(&f).await?;
-    forget_deleted(&lapi, &decisions).await;
+    lapi.end_in_index(&decisions, now_ms()).await;
     ok_json(
         StatusCode::OK,
         &DeleteResponse {
@@ -504,7 +484,7 @@ async fn delete_alert(
     if n == 0 {
         return Err(ApiError::not_found(format!("alert {id} not found")));
     }
-    forget_deleted(&lapi, &decisions).await;
+    lapi.end_in_index(&decisions, now_ms()).await;
     ok_json(
         StatusCode::OK,
         &DeleteResponse {
