@@ -26,6 +26,8 @@ pub type Sym = u32;
 pub(crate) struct Interner {
     ids: HashMap<Box<str>, Sym>,
     names: Vec<Box<str>>,
+    /// Each name as a JSON string literal, escaped once instead of per rendered decision.
+    json: Vec<Box<str>>,
 }
 
 impl Interner {
@@ -35,6 +37,11 @@ impl Interner {
         }
         let id = Sym::try_from(self.names.len()).unwrap_or(Sym::MAX);
         self.names.push(s.into());
+        self.json.push(
+            serde_json::to_string(s)
+                .unwrap_or_else(|_| "\"\"".into())
+                .into(),
+        );
         self.ids.insert(s.into(), id);
         id
     }
@@ -43,6 +50,9 @@ impl Interner {
     }
     pub(crate) fn name(&self, id: Sym) -> &str {
         self.names.get(id as usize).map_or("", |s| s)
+    }
+    pub(crate) fn json(&self, id: Sym) -> &str {
+        self.json.get(id as usize).map_or("\"\"", |s| s)
     }
 }
 
@@ -870,6 +880,11 @@ impl Inner {
             })
             .map(|e| (e.created_at, e.until))
             .collect()
+    }
+
+    /// An interned symbol as a JSON string literal.
+    pub(crate) fn sym_json(&self, s: Sym) -> &str {
+        self.syms.json(s)
     }
 
     /// Name of an interned symbol.

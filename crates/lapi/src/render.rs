@@ -46,16 +46,16 @@ pub(crate) fn decision(
     out.extend_from_slice(b",\"id\":");
     let _ = write!(out, "{}", e.id);
     out.extend_from_slice(b",\"origin\":");
-    push_str(out, ix.sym(e.origin));
+    out.extend_from_slice(ix.sym_json(e.origin).as_bytes());
     out.extend_from_slice(b",\"scenario\":");
-    push_str(out, ix.sym(e.scenario));
+    out.extend_from_slice(ix.sym_json(e.scenario).as_bytes());
     out.extend_from_slice(b",\"scope\":");
-    push_str(out, ix.sym(e.scope));
+    out.extend_from_slice(ix.sym_json(e.scope).as_bytes());
     if e.simulated {
         out.extend_from_slice(b",\"simulated\":true");
     }
     out.extend_from_slice(b",\"type\":");
-    push_str(out, ix.sym(e.kind));
+    out.extend_from_slice(ix.sym_json(e.kind).as_bytes());
     if e.uuid != 0 {
         out.extend_from_slice(b",\"uuid\":\"");
         let mut buf = [0u8; 36];
