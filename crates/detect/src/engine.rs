@@ -32,6 +32,8 @@ pub struct Stats {
     pub canceled: Vec<u64>,
     /// Per scenario: instances created.
     pub instantiated: Vec<u64>,
+    /// Per scenario: instances alive (filled by [`Detector::stats_snapshot`] only).
+    pub live: Vec<u64>,
     /// Expression errors at run time (logged once per scenario and field).
     pub runtime_errors: u64,
 }
@@ -138,6 +140,18 @@ impl Detector {
     /// Counters so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Counters with the live instances per scenario counted (one pass over the instances).
+    pub fn stats_snapshot(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.live = vec![0; self.scenarios.len()];
+        for (si, _) in self.instances.keys() {
+            if let Some(n) = s.live.get_mut(*si as usize) {
+                *n += 1;
+            }
+        }
+        s
     }
 
     /// Live bucket instances.

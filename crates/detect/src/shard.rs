@@ -26,6 +26,8 @@ enum Msg {
     Tick(DateTime<FixedOffset>),
     /// Answered once everything sent before it is processed and its overflows are out.
     Sync(SyncSender<()>),
+    /// Answered with a snapshot of the shard's counters, live instances included.
+    Stats(SyncSender<Stats>),
 }
 
 /// Events buffered per shard before they are handed over.
@@ -43,6 +45,7 @@ pub struct ShardedDetector {
     per_shard: Vec<Vec<Item>>,
     poured_events: u64,
     unpoured_events: u64,
+    last_routed: Vec<u32>,
 }
 
 impl ShardedDetector {
@@ -85,6 +88,10 @@ impl ShardedDetector {
                                 }
                             }
                             Msg::Tick(now) => det.tick(now, &mut out),
+                            Msg::Stats(reply) => {
+                                let _ = reply.send(det.stats_snapshot());
+                                continue;
+                            }
                             Msg::Sync(done) => {
                                 for o in out.drain(..) {
                                     let _ = ov_tx.send(o);
@@ -121,6 +128,7 @@ impl ShardedDetector {
             per_shard: vec![Vec::new(); n],
             poured_events: 0,
             unpoured_events: 0,
+            last_routed: Vec::new(),
         }
     }
 
@@ -137,6 +145,11 @@ impl ShardedDetector {
         self.pour_at(evt, Utc::now().fixed_offset())
     }
 
+    /// Scenario indexes the last poured event was routed to (for per-source pour counts).
+    pub fn last_routed(&self) -> &[u32] {
+        &self.last_routed
+    }
+
     /// [`ShardedDetector::pour`] with an explicit wall clock.
     pub fn pour_at(&mut self, evt: Event, now: DateTime<FixedOffset>) -> bool {
         let n = self.senders.len();
@@ -145,6 +158,9 @@ impl ShardedDetector {
         }
         self.scenarios
             .route(&evt, now, &mut self.candidates, &mut self.routed);
+        self.last_routed.clear();
+        self.last_routed
+            .extend(self.routed.iter().map(|r| r.scenario));
         if self.routed.is_empty() {
             self.unpoured_events += 1;
             return false;
@@ -209,6 +225,27 @@ impl ShardedDetector {
         }
     }
 
+    /// Counters summed over the shards, with live instances per scenario. Each shard answers
+    /// between two batches, so this costs one pass over the instances, not a pause per event.
+    pub fn stats(&mut self) -> Stats {
+        let (tx, rx) = sync_channel::<Stats>(self.senders.len());
+        let mut asked = 0;
+        for s in &self.senders {
+            if s.send(Msg::Stats(tx.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let mut total = Stats::default();
+        for _ in 0..asked {
+            match rx.recv() {
+                Ok(st) => add_stats(&mut total, &st),
+                Err(_) => break,
+            }
+        }
+        total
+    }
+
     /// Overflows produced so far (drain it regularly: shards block when it is full).
     pub fn overflows(&self) -> &Receiver<Overflow> {
         &self.overflows
@@ -247,24 +284,28 @@ impl ShardedDetector {
 pub fn merge_stats(detectors: &[Detector]) -> Stats {
     let mut total = Stats::default();
     for d in detectors {
-        let s = d.stats();
-        total.poured_events += s.poured_events;
-        total.unpoured_events += s.unpoured_events;
-        total.runtime_errors += s.runtime_errors;
-        for (dst, src) in [
-            (&mut total.poured, &s.poured),
-            (&mut total.overflowed, &s.overflowed),
-            (&mut total.underflowed, &s.underflowed),
-            (&mut total.canceled, &s.canceled),
-            (&mut total.instantiated, &s.instantiated),
-        ] {
-            if dst.len() < src.len() {
-                dst.resize(src.len(), 0);
-            }
-            for (d, v) in dst.iter_mut().zip(src) {
-                *d += v;
-            }
-        }
+        add_stats(&mut total, d.stats());
     }
     total
+}
+
+fn add_stats(total: &mut Stats, s: &Stats) {
+    total.poured_events += s.poured_events;
+    total.unpoured_events += s.unpoured_events;
+    total.runtime_errors += s.runtime_errors;
+    for (dst, src) in [
+        (&mut total.poured, &s.poured),
+        (&mut total.overflowed, &s.overflowed),
+        (&mut total.underflowed, &s.underflowed),
+        (&mut total.canceled, &s.canceled),
+        (&mut total.instantiated, &s.instantiated),
+        (&mut total.live, &s.live),
+    ] {
+        if dst.len() < src.len() {
+            dst.resize(src.len(), 0);
+        }
+        for (d, v) in dst.iter_mut().zip(src) {
+            *d += v;
+        }
+    }
 }

@@ -159,6 +159,9 @@ impl FromRequestParts<Arc<Lapi>> for MachineAuth {
             .jwt
             .verify(token)
             .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))?;
+        if let Some(w) = parts.extensions.get::<crate::metrics::Who>() {
+            w.machine(&claims.id);
+        }
         Ok(Self {
             machine_id: claims.id,
             orig_iat: claims.orig_iat,
@@ -239,6 +242,9 @@ impl FromRequestParts<Arc<Lapi>> for BouncerAuth {
                     tracing::warn!(error = %e, bouncer = %name, "could not record bouncer pull");
                 }
             });
+        }
+        if let Some(w) = parts.extensions.get::<crate::metrics::Who>() {
+            w.bouncer(&info);
         }
         Ok(Self(info))
     }

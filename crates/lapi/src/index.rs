@@ -673,6 +673,20 @@ impl Inner {
         }
     }
 
+    /// Active decisions counted by (scenario, origin, type), as names.
+    pub fn active_counts(&self, now: i64) -> Vec<((&str, &str, &str), i64)> {
+        let mut by: HashMap<(Sym, Sym, Sym), i64> = HashMap::new();
+        for &(until, id) in self.active.range((now + 1, i64::MIN)..) {
+            debug_assert!(until > now);
+            if let Some(e) = self.entries.get(&id) {
+                *by.entry((e.scenario, e.origin, e.kind)).or_default() += 1;
+            }
+        }
+        by.into_iter()
+            .map(|((s, o, k), n)| ((self.syms.name(s), self.syms.name(o), self.syms.name(k)), n))
+            .collect()
+    }
+
     /// Every active decision id, oldest first by id.
     pub fn active_ids(&self) -> Vec<i64> {
         let mut v: Vec<i64> = self.active.iter().map(|&(_, id)| id).collect();

@@ -12,6 +12,7 @@ mod config;
 mod http;
 pub mod index;
 mod ingest;
+mod metrics;
 pub mod profiles;
 mod render;
 mod routes;
@@ -100,6 +101,7 @@ pub struct Lapi {
     replica_id: String,
     synced_until: AtomicI64,
     notifications: tokio::sync::broadcast::Sender<Arc<Notification>>,
+    metrics: metrics::LapiMetrics,
 }
 
 const NOTIFY_CHANNEL: &str = "rampart_decisions";
@@ -142,6 +144,7 @@ impl Lapi {
             replica_id: uuid::Uuid::new_v4().simple().to_string(),
             synced_until: AtomicI64::new(now),
             notifications: tokio::sync::broadcast::channel(1024).0,
+            metrics: metrics::LapiMetrics::default(),
         });
         lapi.reload_bouncers().await?;
         lapi.reload_allowlists().await?;

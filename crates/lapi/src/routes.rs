@@ -61,6 +61,10 @@ pub(crate) fn router(lapi: Arc<Lapi>) -> Router {
         .merge(open)
         .merge(authed)
         .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&lapi),
+            crate::metrics::track,
+        ))
         .layer(RequestDecompressionLayer::new())
         .with_state(lapi)
 }
@@ -497,7 +501,7 @@ async fn delete_alert(
 // Decisions
 
 /// `GET /v1/decisions`: answered from the index.
-async fn get_decisions(State(lapi): State<Arc<Lapi>>, _b: BouncerAuth, Query(q): Params) -> Res {
+async fn get_decisions(State(lapi): State<Arc<Lapi>>, b: BouncerAuth, Query(q): Params) -> Res {
     let mut f = Filter::default();
     let mut target = None;
     let mut contains = true;
@@ -545,6 +549,7 @@ async fn get_decisions(State(lapi): State<Arc<Lapi>>, _b: BouncerAuth, Query(q):
             .skip(offset)
             .take(limit.filter(|l| *l > 0).unwrap_or(usize::MAX))
             .collect();
+        lapi.metrics.lookup(&b.0.name, !ids.is_empty());
         crate::render::array_or_null(&ids, &ix, now)
     };
     Ok(json_response(StatusCode::OK, body))

@@ -61,6 +61,10 @@ pub struct Outbox {
     written: AtomicU64,
     /// Alerts queued and not yet acknowledged.
     depth: AtomicU64,
+    /// Alerts the sink accepted since start.
+    sent: AtomicU64,
+    /// Failed delivery attempts since start.
+    failures: AtomicU64,
     wake: tokio::sync::Notify,
     /// Alerts per request.
     batch: usize,
@@ -117,6 +121,8 @@ impl Outbox {
             acked: AtomicU64::new(acked),
             written: AtomicU64::new(good),
             depth: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
             batch: 100,
         };
@@ -162,6 +168,16 @@ impl Outbox {
     /// Alerts queued and not yet acknowledged.
     pub fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Alerts delivered since start.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Failed delivery attempts since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// Up to `max` alerts from byte `from`, and the byte after the last one read.
@@ -242,12 +258,14 @@ impl Outbox {
                 match sink.send(&alerts).await {
                     Ok(()) => {
                         backoff = Duration::from_secs(1);
+                        self.sent.fetch_add(alerts.len() as u64, Ordering::Relaxed);
                         if let Err(e) = self.ack(to, alerts.len()) {
                             tracing::error!(error = %e, "cannot record queue progress");
                         }
                         continue;
                     }
                     Err(e) => {
+                        self.failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, queued = self.depth(), retry_in = ?backoff, "alert delivery failed; alerts stay queued");
                         if stopping {
                             return;

@@ -525,6 +525,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Alerts per scenario, without the ones that carry blocklists (community or lists), which
+    /// say nothing about what attacked this fleet.
+    pub async fn alert_counts_by_scenario(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT scenario, COUNT(*) FROM alerts \
+             WHERE source_scope NOT LIKE 'lists:%' \
+             AND source_scope <> 'crowdsecurity/community-blocklist' GROUP BY scenario",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((r.try_get(0)?, r.try_get(1)?));
+        }
+        Ok(out)
+    }
+
     /// Number of alerts.
     pub async fn count_alerts(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM alerts")

@@ -20,6 +20,17 @@ pub(crate) struct ConfigFile {
     pub(crate) config_paths: Option<ConfigPaths>,
     #[serde(default)]
     pub(crate) crowdsec_service: Option<AgentService>,
+    #[serde(default)]
+    prometheus: Option<Prometheus>,
+}
+
+/// `prometheus`: where the metrics endpoint listens.
+#[derive(Debug, Default, Deserialize)]
+struct Prometheus {
+    enabled: Option<bool>,
+    level: Option<String>,
+    listen_addr: Option<String>,
+    listen_port: Option<u16>,
 }
 
 /// `config_paths`.
@@ -257,6 +268,39 @@ impl ConfigFile {
         }
         Ok(())
     }
+}
+
+/// Where to serve Prometheus metrics: the flag (`off` disables), else the configuration's
+/// `prometheus` section (`enabled: false` or `level: none` disables), else CrowdSec's default
+/// 127.0.0.1:6060.
+pub(crate) fn metrics_addr(
+    flag: Option<&str>,
+    file: Option<&ConfigFile>,
+) -> anyhow::Result<Option<SocketAddr>> {
+    if let Some(f) = flag {
+        if matches!(f.trim(), "off" | "none" | "") {
+            return Ok(None);
+        }
+        return parse_listen(f).map(Some).context("--metrics");
+    }
+    let p = file.and_then(|f| f.prometheus.as_ref());
+    if let Some(p) = p
+        && (p.enabled == Some(false) || p.level.as_deref() == Some("none"))
+    {
+        return Ok(None);
+    }
+    let host = p
+        .and_then(|p| p.listen_addr.clone())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = p.and_then(|p| p.listen_port).unwrap_or(6060);
+    let addr = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    parse_listen(&addr)
+        .map(Some)
+        .context("prometheus.listen_addr/listen_port")
 }
 
 /// `127.0.0.1:8080`, `0.0.0.0:8080`, `localhost:8080`, `[::1]:8080`, `http://127.0.0.1:8080/`.

@@ -20,10 +20,20 @@ pub(crate) struct Args {
     /// profiles.yaml (overrides api.server.profiles_path; default: CrowdSec's default profiles).
     #[arg(long)]
     profiles: Option<PathBuf>,
+    /// Prometheus metrics address (default: the configuration's `prometheus` section, else
+    /// 127.0.0.1:6060); `off` disables.
+    #[arg(long)]
+    metrics: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (_, mut cfg) = super::config::resolve(args.config.as_deref(), args.db.as_deref())?;
+    let file = args
+        .config
+        .as_deref()
+        .map(super::config::ConfigFile::load)
+        .transpose()?;
+    let metrics_addr = super::config::metrics_addr(args.metrics.as_deref(), file.as_ref())?;
     if let Some(l) = &args.listen {
         cfg.listen = super::config::parse_listen(l)?;
     }
@@ -45,7 +55,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             lapi.active_decisions(),
             redact(lapi.store().url())
         );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut exporter = telemetry::Exporter::new(env!("CARGO_PKG_VERSION"));
+        lapi.register_metrics(&mut exporter);
+        let metrics = super::spawn_metrics(exporter, metrics_addr, stop_rx).await;
         lapi.serve(listener, super::shutdown_signal()).await?;
+        let _ = stop_tx.send(true);
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         eprintln!("rampart LAPI stopped");
         Ok(ExitCode::SUCCESS)
     })

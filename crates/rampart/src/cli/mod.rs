@@ -6,6 +6,7 @@ mod content;
 mod explain;
 mod hubtest;
 mod lapi;
+mod pipeline;
 mod replay;
 mod run;
 mod setup;
@@ -104,6 +105,36 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Machines { action, db } => admin::machines(action, db),
         Command::Bouncers { action, db } => admin::bouncers(action, db),
+    }
+}
+
+/// Serves `exporter` at `addr` until `stop` turns true. A port already taken (CrowdSec's
+/// 6060 on the same host, say) is reported and the daemon goes on without metrics.
+pub(crate) async fn spawn_metrics(
+    exporter: telemetry::Exporter,
+    addr: Option<std::net::SocketAddr>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let addr = addr?;
+    match telemetry::bind(addr).await {
+        Ok(listener) => {
+            let shown = listener.local_addr().map_or(addr, |a| a);
+            eprintln!("rampart: Prometheus metrics on http://{shown}/metrics");
+            Some(tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = std::sync::Arc::new(exporter).serve(listener, stopped).await {
+                    tracing::warn!(error = %e, "metrics endpoint stopped");
+                }
+            }))
+        }
+        Err(e) => {
+            eprintln!(
+                "rampart: cannot serve metrics on {addr} ({e}); running without them (use --metrics ADDR or --metrics off)"
+            );
+            None
+        }
     }
 }
 

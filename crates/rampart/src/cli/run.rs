@@ -1,6 +1,7 @@
 //! `rampart run`: the agent and the LAPI in one process — acquisition, parsing and buckets on
 //! worker threads, alerts through the durable outbox to the LAPI (in-process by default, on
-//! SQLite), graceful shutdown on SIGTERM with bucket state saved.
+//! SQLite), Prometheus metrics, graceful shutdown on SIGTERM with bucket state saved, and a
+//! reload of content and acquisition on SIGHUP.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use detect::{Overflow, ShardedDetector};
-use parse::{Event, ExpectMode, Parsers};
+use parse::Parsers;
+
+use super::pipeline::{AgentMetrics, Pipeline};
 
 /// Arguments of `rampart run`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +44,115 @@ pub(crate) struct Args {
     /// Read the bundled demo logs instead of this machine's logs.
     #[arg(long)]
     demo: bool,
+    /// Prometheus metrics address (default: the configuration's `prometheus` section, else
+    /// 127.0.0.1:6060); `off` disables.
+    #[arg(long)]
+    metrics: Option<String>,
+}
+
+/// Parsers, scenarios and postoverflows of one content directory.
+struct Content {
+    parsers: Arc<Parsers>,
+    post: Arc<Parsers>,
+    scenarios: Arc<detect::Scenarios>,
+}
+
+impl Content {
+    fn load(hub: &Path) -> anyhow::Result<Self> {
+        let parsers = super::content::parsers(hub, "parsers")
+            .with_context(|| format!("loading parsers from {}", hub.display()))?;
+        let mut scenarios = super::content::scenarios(hub, parsers.ctx())
+            .with_context(|| format!("loading scenarios from {}", hub.display()))?;
+        let sim = hub.join("simulation.yaml");
+        if sim.is_file() {
+            let s = super::content::simulation(&sim)?;
+            scenarios.set_simulation(s.simulation, &s.exclusions);
+        }
+        let post = super::content::parsers(hub, "postoverflows")
+            .with_context(|| format!("loading postoverflows from {}", hub.display()))?;
+        Ok(Self {
+            parsers: Arc::new(parsers),
+            post: Arc::new(post),
+            scenarios: Arc::new(scenarios),
+        })
+    }
+}
+
+/// What a (re)load reads: the configuration file, the content, the sources.
+struct Loaded {
+    file: Option<super::config::ConfigFile>,
+    hub: PathBuf,
+    content: Content,
+    specs: Vec<acquire::SourceSpec>,
+    what: String,
+}
+
+fn load(args: &Args) -> anyhow::Result<Loaded> {
+    let file = args
+        .config
+        .as_deref()
+        .map(super::config::ConfigFile::load)
+        .transpose()?;
+    let paths = file.as_ref().and_then(|f| f.config_paths.as_ref());
+    let hub = args
+        .hub
+        .clone()
+        .or_else(|| paths.and_then(|p| p.hub_dir.clone()))
+        .unwrap_or_else(super::content::default_hub);
+    let content = Content::load(&hub)?;
+    let (specs, what) = sources(args, file.as_ref())?;
+    Ok(Loaded {
+        file,
+        hub,
+        content,
+        specs,
+        what,
+    })
+}
+
+/// The running agent: acquisition and the pipeline thread fed by it.
+struct Agent {
+    acquisition: acquire::Acquisition,
+    worker: std::thread::JoinHandle<()>,
+}
+
+impl Agent {
+    async fn start(
+        content: &Content,
+        specs: Vec<acquire::SourceSpec>,
+        data_dir: &Path,
+        outbox: &Arc<outbox::Outbox>,
+        metrics: &Arc<AgentMetrics>,
+    ) -> anyhow::Result<Self> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<acquire::Line>(4096);
+        let acquisition = acquire::Acquisition::start(specs, data_dir.join("acquire"), tx).await?;
+        let pipeline = Pipeline {
+            parsers: Arc::clone(&content.parsers),
+            post: Arc::clone(&content.post),
+            scenarios: Arc::clone(&content.scenarios),
+            outbox: Arc::clone(outbox),
+            state: data_dir.join("buckets.json"),
+            saver: acquisition.position_saver(),
+            metrics: Arc::clone(metrics),
+        };
+        let worker = std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || pipeline.run(rx))
+            .context("starting the pipeline thread")?;
+        Ok(Self {
+            acquisition,
+            worker,
+        })
+    }
+
+    /// Stops reading (positions saved), lets the pipeline finish what was read, and saves the
+    /// bucket state.
+    async fn stop(self) {
+        self.acquisition.shutdown().await;
+        // The pipeline ends when acquisition has dropped its sender.
+        let w = self.worker;
+        let _ = tokio::task::spawn_blocking(move || w.join()).await;
+    }
 }
 
 /// What to read: the acquisition file, else this machine's known logs, else the demo logs.
@@ -104,27 +215,19 @@ fn sources(
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let file = args
-        .config
-        .as_deref()
-        .map(super::config::ConfigFile::load)
-        .transpose()?;
-    let paths = file.as_ref().and_then(|f| f.config_paths.as_ref());
+    let loaded = load(&args)?;
+    let paths = loaded.file.as_ref().and_then(|f| f.config_paths.as_ref());
     let data_dir = args
         .data_dir
         .clone()
         .or_else(|| paths.and_then(|p| p.data_dir.clone()))
         .unwrap_or_else(super::config::default_data_dir);
-    let hub = args
-        .hub
-        .clone()
-        .or_else(|| paths.and_then(|p| p.hub_dir.clone()))
-        .unwrap_or_else(super::content::default_hub);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let (_, mut cfg) = super::config::resolve(args.config.as_deref(), args.db.as_deref())?;
     if args.db.is_none()
-        && file
+        && loaded
+            .file
             .as_ref()
             .and_then(|f| f.db_url().ok().flatten())
             .is_none()
@@ -134,21 +237,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(l) = &args.listen {
         cfg.listen = super::config::parse_listen(l)?;
     }
-
-    let parsers = Arc::new(
-        super::content::parsers(&hub, "parsers")
-            .with_context(|| format!("loading parsers from {}", hub.display()))?,
-    );
-    let mut scenarios = super::content::scenarios(&hub, parsers.ctx())
-        .with_context(|| format!("loading scenarios from {}", hub.display()))?;
-    let sim = hub.join("simulation.yaml");
-    if sim.is_file() {
-        let s = super::content::simulation(&sim)?;
-        scenarios.set_simulation(s.simulation, &s.exclusions);
-    }
-    let scenarios = Arc::new(scenarios);
-    let post = Arc::new(super::content::parsers(&hub, "postoverflows")?);
-    let (specs, what) = sources(&args, file.as_ref())?;
+    let metrics_addr = super::config::metrics_addr(args.metrics.as_deref(), loaded.file.as_ref())?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -156,6 +245,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut exporter = telemetry::Exporter::new(env!("CARGO_PKG_VERSION"));
         // The LAPI, unless alerts go elsewhere.
         let (lapi_task, creds) = if args.no_lapi {
             let path = args
@@ -174,6 +264,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .clone()
                 .unwrap_or_else(|| data_dir.join("local_api_credentials.yaml"));
             let creds = local_credentials(&lapi, &creds_path, &format!("http://{addr}/")).await?;
+            lapi.register_metrics(&mut exporter);
             let mut rx = stop_rx.clone();
             let task = tokio::spawn(Arc::clone(&lapi).serve(listener, async move {
                 let _ = rx.wait_for(|s| *s).await;
@@ -186,8 +277,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
 
         let outbox = Arc::new(outbox::Outbox::open(&data_dir.join("outbox"))?);
-        let watcher =
-            Arc::new(client::Watcher::from_credentials(&creds).with_scenarios(scenarios.names()));
+        let metrics = Arc::new(AgentMetrics::new(Some(Arc::clone(&outbox))));
+        metrics.register(&mut exporter);
+        let metrics_task = super::spawn_metrics(exporter, metrics_addr, stop_rx.clone()).await;
+        let watcher = Arc::new(
+            client::Watcher::from_credentials(&creds)
+                .with_scenarios(loaded.content.scenarios.names()),
+        );
         let delivery = {
             let (q, w, mut rx) = (Arc::clone(&outbox), Arc::clone(&watcher), stop_rx.clone());
             tokio::spawn(async move {
@@ -198,29 +294,56 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         };
 
-        let (tx, rx) = tokio::sync::mpsc::channel::<acquire::Line>(4096);
-        let acquisition = acquire::Acquisition::start(specs, data_dir.join("acquire"), tx).await?;
-        eprintln!("rampart agent: {what}; {} scenarios", scenarios.len());
-        let state = data_dir.join("buckets.json");
-        let saver = acquisition.position_saver();
-        let worker = {
-            let (p, po, sc, q) = (
-                Arc::clone(&parsers),
-                Arc::clone(&post),
-                Arc::clone(&scenarios),
-                Arc::clone(&outbox),
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        let shutdown = super::shutdown_signal();
+        tokio::pin!(shutdown);
+        let mut loaded = loaded;
+        loop {
+            let Loaded {
+                content,
+                specs,
+                what,
+                hub,
+                ..
+            } = loaded;
+            let agent = Agent::start(&content, specs, &data_dir, &outbox, &metrics).await?;
+            eprintln!(
+                "rampart agent: {what}; {} scenarios from {}",
+                content.scenarios.len(),
+                hub.display()
             );
-            std::thread::Builder::new()
-                .name("pipeline".into())
-                .spawn(move || pipeline(rx, &p, &po, sc, &q, &state, &saver))
-                .context("starting the pipeline thread")?
-        };
-
-        super::shutdown_signal().await;
-        eprintln!("rampart: stopping (saving read positions, bucket state and queued alerts)");
-        acquisition.shutdown().await;
-        // The pipeline ends when acquisition has dropped its sender.
-        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+            let next = loop {
+                tokio::select! {
+                    () = &mut shutdown => break None,
+                    _ = hangup.recv() => {
+                        eprintln!("rampart: SIGHUP: reloading content and acquisition");
+                        // Everything is loaded and checked before the running agent stops, so
+                        // a broken edit never leaves the host unprotected.
+                        let a = &args;
+                        match tokio::task::block_in_place(|| load(a)) {
+                            Ok(l) => break Some(l),
+                            Err(e) => eprintln!(
+                                "rampart: reload failed, the running configuration stays: {e:#}"
+                            ),
+                        }
+                    }
+                }
+            };
+            match next {
+                Some(l) => {
+                    agent.stop().await;
+                    loaded = l;
+                }
+                None => {
+                    eprintln!(
+                        "rampart: stopping (saving read positions, bucket state and queued alerts)"
+                    );
+                    agent.stop().await;
+                    break;
+                }
+            }
+        }
         // Give queued alerts a moment to reach the LAPI before it stops; what is left stays on disk.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while outbox.depth() > 0 && tokio::time::Instant::now() < deadline {
@@ -229,6 +352,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = stop_tx.send(true);
         let _ = delivery.await;
         if let Some(t) = lapi_task {
+            let _ = t.await;
+        }
+        if let Some(t) = metrics_task {
             let _ = t.await;
         }
         Ok(ExitCode::SUCCESS)
@@ -279,147 +405,4 @@ async fn local_credentials(
 fn uuid_hex() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Lines → events → buckets → alerts → outbox, on its own thread. Lines are acknowledged (their
-/// read position may be saved) only once their events were poured and any alert they caused is
-/// on disk in the outbox.
-fn pipeline(
-    mut rx: tokio::sync::mpsc::Receiver<acquire::Line>,
-    parsers: &Parsers,
-    post: &Parsers,
-    scenarios: Arc<detect::Scenarios>,
-    outbox: &outbox::Outbox,
-    state: &Path,
-    saver: &acquire::PositionSaver,
-) {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .max(1);
-    let mut shards: Vec<detect::Detector> = (0..threads)
-        .map(|_| detect::Detector::new(scenarios.clone()))
-        .collect();
-    if state.is_file() {
-        match detect::Detector::load_states(&mut shards, state) {
-            Ok(n) => tracing::info!(instances = n, "bucket state restored"),
-            Err(e) => tracing::warn!(error = %e, "bucket state not restored"),
-        }
-    }
-    let mut detector = ShardedDetector::with_detectors(scenarios, shards, 16);
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-    else {
-        tracing::error!("pipeline: cannot start its timer runtime");
-        return;
-    };
-    let mut batch: Vec<acquire::Line> = Vec::with_capacity(1024);
-    let mut last_tick = std::time::Instant::now();
-    loop {
-        batch.clear();
-        let first = rt
-            .block_on(async { tokio::time::timeout(Duration::from_millis(200), rx.recv()).await });
-        let closed = match first {
-            Ok(Some(l)) => {
-                batch.push(l);
-                while batch.len() < 1024 {
-                    match rx.try_recv() {
-                        Ok(l) => batch.push(l),
-                        Err(_) => break,
-                    }
-                }
-                false
-            }
-            Ok(None) => true,
-            Err(_) => false,
-        };
-        let now = chrono::Utc::now().fixed_offset();
-        for l in &batch {
-            let line = parse::Line {
-                raw: l.raw.clone(),
-                src: l.src.clone(),
-                time: Some(now),
-                labels: (*l.labels).clone(),
-                process: true,
-                module: l.module.to_owned(),
-            };
-            let mut evt = Event::from_line(line, ExpectMode::Live);
-            if parsers.parse(&mut evt) {
-                detector.pour(evt);
-            }
-        }
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            detector.tick(now);
-            last_tick = std::time::Instant::now();
-        }
-        if !batch.is_empty() || closed {
-            detector.sync();
-        }
-        let fresh: Vec<Overflow> = detector.overflows().try_iter().collect();
-        let fresh_empty = fresh.is_empty();
-        if !fresh_empty {
-            let alerts = accept(post, &mut detector, fresh);
-            for a in &alerts {
-                eprintln!(
-                    "rampart: alert {} from {} {} ({} events){}",
-                    a.scenario,
-                    a.source.scope,
-                    a.source.value,
-                    a.events_count,
-                    if a.simulated { " [simulated]" } else { "" }
-                );
-            }
-            if let Err(e) = outbox.push(&alerts) {
-                // Not acknowledging keeps these lines to be read again after a restart.
-                tracing::error!(error = %e, "cannot queue alerts; lines are not acknowledged");
-                continue;
-            }
-        }
-        let queued_alerts = !fresh_empty;
-        for l in batch.drain(..) {
-            l.ack.done();
-        }
-        if queued_alerts {
-            // Alerts are on disk: the lines that raised them must not be read again after a crash.
-            saver.save_now();
-        }
-        if closed {
-            break;
-        }
-    }
-    detector.flush();
-    let (rest, detectors) = detector.shutdown();
-    let alerts = accept_final(post, rest);
-    if let Err(e) = outbox.push(&alerts) {
-        tracing::error!(error = %e, "cannot queue the last alerts");
-    }
-    match detect::Detector::save_states(&detectors, state) {
-        Ok(n) => tracing::info!(instances = n, "bucket state saved"),
-        Err(e) => tracing::warn!(error = %e, "bucket state not saved"),
-    }
-}
-
-fn accept(
-    post: &Parsers,
-    detector: &mut ShardedDetector,
-    fresh: Vec<Overflow>,
-) -> Vec<model::Alert> {
-    let mut alerts = Vec::new();
-    for o in fresh {
-        let Some(o) = detect::postoverflow(post, o, ExpectMode::Live) else {
-            continue;
-        };
-        if o.reprocess {
-            detector.pour(detect::overflow_event(o.clone(), ExpectMode::Live));
-        }
-        alerts.extend(o.alerts);
-    }
-    alerts
-}
-
-fn accept_final(post: &Parsers, rest: Vec<Overflow>) -> Vec<model::Alert> {
-    rest.into_iter()
-        .filter_map(|o| detect::postoverflow(post, o, ExpectMode::Live))
-        .flat_map(|o| o.alerts)
-        .collect()
 }
