@@ -323,6 +323,33 @@ impl Watcher {
         Ok(r.nb_deleted.parse().unwrap_or(0))
     }
 
+    /// One alert by id.
+    pub async fn alert(&self, id: i64) -> Result<Alert, ClientError> {
+        self.call(Method::GET, &format!("/v1/alerts/{id}"), &[], None)
+            .await
+    }
+
+    /// Deletes one alert (and its decisions); the LAPI allows it from trusted IPs only.
+    pub async fn delete_alert(&self, id: i64) -> Result<u64, ClientError> {
+        let r: DeleteResponse = self
+            .call(Method::DELETE, &format!("/v1/alerts/{id}"), &[], None)
+            .await?;
+        Ok(r.nb_deleted.parse().unwrap_or(0))
+    }
+
+    /// Deletes (expires) one decision by id.
+    pub async fn delete_decision(&self, id: i64) -> Result<u64, ClientError> {
+        let r: DeleteResponse = self
+            .call(Method::DELETE, &format!("/v1/decisions/{id}"), &[], None)
+            .await?;
+        Ok(r.nb_deleted.parse().unwrap_or(0))
+    }
+
+    /// The machine id this client logs in as.
+    pub fn login_name(&self) -> &str {
+        &self.login
+    }
+
     /// Tells the LAPI this machine is alive.
     pub async fn heartbeat(&self) -> Result<(), ClientError> {
         let url = format!("{}/v1/heartbeat", self.base);

@@ -307,6 +307,19 @@ impl Lapi {
                     .await;
             }
         });
+        // `rampart allowlists` edits the database directly (as cscli does), so a running LAPI
+        // picks the lists up on its own; they are small.
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.reload_allowlists().await {
+                    tracing::warn!(error = %e, "cannot reload allowlists");
+                }
+            }
+        });
         let me = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));

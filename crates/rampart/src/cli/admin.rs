@@ -20,7 +20,7 @@ pub(crate) struct DbArgs {
     db: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "human", global = true)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +55,18 @@ pub(crate) enum MachinesAction {
         #[arg(required = true)]
         machine_ids: Vec<String>,
     },
+    /// Delete machines never validated, or silent (no heartbeat) for longer than --duration.
+    Prune {
+        /// Silence after which a machine goes (e.g. 10m, 7d).
+        #[arg(short, long, default_value = "10m")]
+        duration: String,
+        /// Only machines that were never validated.
+        #[arg(long)]
+        not_validated_only: bool,
+        /// Do not ask.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +87,15 @@ pub(crate) enum BouncersAction {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Delete bouncers that have not pulled for longer than --duration.
+    Prune {
+        /// Silence after which a bouncer goes (e.g. 60m, 7d).
+        #[arg(short, long, default_value = "60m")]
+        duration: String,
+        /// Do not ask.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -84,11 +105,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn open(db: &DbArgs) -> anyhow::Result<store::Store> {
-    let (url, _) = super::config::resolve(db.config.as_deref(), db.db.as_deref())?;
-    store::Store::open(&url)
-        .await
-        .with_context(|| format!("opening the database {url}"))
+impl DbArgs {
+    /// Opens the database of the configuration (or `--db`).
+    pub(crate) async fn open(&self) -> anyhow::Result<store::Store> {
+        let (url, _) = super::config::resolve(self.config.as_deref(), self.db.as_deref())?;
+        store::Store::open(&url)
+            .await
+            .with_context(|| format!("opening the database {url}"))
+    }
+}
+
+fn duration_ms(s: &str) -> anyhow::Result<i64> {
+    model::parse_duration_days(s)
+        .filter(|d| *d > 0)
+        .map(|ns| ns / 1_000_000)
+        .with_context(|| format!("--duration: '{s}' is not a positive duration (e.g. 10m, 7d)"))
 }
 
 fn ts(ms: Option<i64>) -> String {
@@ -97,27 +128,30 @@ fn ts(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// Prints rows as an aligned table.
-fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
+/// cscli's ticks for people, plain words for scripts.
+fn status_cell(output: Output, ok: bool) -> String {
+    match (output, ok) {
+        (Output::Raw, true) => "validated".into(),
+        (Output::Raw, false) => "pending".into(),
+        (_, true) => "✔️".into(),
+        (_, false) => "🚫".into(),
     }
-    let line = |cells: Vec<String>| {
-        let s: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect();
-        println!("{}", s.join("  ").trim_end());
-    };
-    line(headers.iter().map(|h| (*h).to_owned()).collect());
-    line(w.iter().map(|n| "-".repeat(*n)).collect());
-    for r in rows {
-        line(r.clone());
+}
+
+/// Asks before deleting, unless `force`; refuses without a terminal to ask on.
+fn confirm(what: &str, force: bool) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if force {
+        return Ok(true);
     }
+    if !std::io::stdin().is_terminal() {
+        bail!("{what}: add --force to delete without asking");
+    }
+    eprint!("{what}? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 fn random_password() -> String {
@@ -130,7 +164,7 @@ fn random_password() -> String {
 
 pub(crate) fn machines(action: MachinesAction, db: DbArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
-        let store = open(&db).await?;
+        let store = db.open().await?;
         match action {
             MachinesAction::List => {
                 let ms = store.machines().await?;
@@ -152,14 +186,14 @@ pub(crate) fn machines(action: MachinesAction, db: DbArgs) -> anyhow::Result<Exi
                                 m.machine_id.clone(),
                                 m.ip_address.clone(),
                                 ts(Some(m.updated_at)),
-                                if m.is_validated { "✔️".into() } else { "🚫".into() },
+                                status_cell(db.output, m.is_validated),
                                 m.version.clone(),
                                 m.auth_type.clone(),
                                 ts(m.last_heartbeat),
                             ]
                         })
                         .collect();
-                    table(&["Name", "IP Address", "Last Update", "Status", "Version", "Auth Type", "Last Heartbeat"], &rows);
+                    super::output::rows(db.output, &["Name", "IP Address", "Last Update", "Status", "Version", "Auth Type", "Last Heartbeat"], &rows);
                 }
             }
             MachinesAction::Add { machine_id, password, auto, file, url } => {
@@ -205,6 +239,32 @@ pub(crate) fn machines(action: MachinesAction, db: DbArgs) -> anyhow::Result<Exi
                     eprintln!("machine '{id}' deleted");
                 }
             }
+            MachinesAction::Prune { duration, not_validated_only, force } => {
+                let cutoff = store::now_ms() - duration_ms(&duration)?;
+                let gone: Vec<String> = store
+                    .machines()
+                    .await?
+                    .into_iter()
+                    .filter(|m| {
+                        // Last sign of life: a heartbeat, a push or a login.
+                        let seen = [m.last_heartbeat, m.last_push, Some(m.updated_at)]
+                            .into_iter()
+                            .flatten()
+                            .max()
+                            .unwrap_or(m.created_at);
+                        !m.is_validated || (!not_validated_only && seen < cutoff)
+                    })
+                    .map(|m| m.machine_id)
+                    .collect();
+                if gone.is_empty() {
+                    eprintln!("no machine to prune");
+                } else if confirm(&format!("delete {} machine(s): {}", gone.len(), gone.join(", ")), force)? {
+                    for id in &gone {
+                        store.delete_machine(id).await?;
+                    }
+                    eprintln!("{} machine(s) pruned", gone.len());
+                }
+            }
         }
         store.close().await;
         Ok(ExitCode::SUCCESS)
@@ -213,7 +273,7 @@ pub(crate) fn machines(action: MachinesAction, db: DbArgs) -> anyhow::Result<Exi
 
 pub(crate) fn bouncers(action: BouncersAction, db: DbArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
-        let store = open(&db).await?;
+        let store = db.open().await?;
         match action {
             BouncersAction::List => {
                 let bs = store.bouncers().await?;
@@ -233,7 +293,7 @@ pub(crate) fn bouncers(action: BouncersAction, db: DbArgs) -> anyhow::Result<Exi
                             vec![
                                 b.name.clone(),
                                 b.ip_address.clone(),
-                                if b.revoked { "🚫".into() } else { "✔️".into() },
+                                status_cell(db.output, !b.revoked),
                                 ts(b.last_pull),
                                 b.kind.clone(),
                                 b.version.clone(),
@@ -241,7 +301,7 @@ pub(crate) fn bouncers(action: BouncersAction, db: DbArgs) -> anyhow::Result<Exi
                             ]
                         })
                         .collect();
-                    table(&["Name", "IP Address", "Valid", "Last API pull", "Type", "Version", "Auth Type"], &rows);
+                    super::output::rows(db.output, &["Name", "IP Address", "Valid", "Last API pull", "Type", "Version", "Auth Type"], &rows);
                 }
             }
             BouncersAction::Add { name, key } => {
@@ -265,6 +325,24 @@ pub(crate) fn bouncers(action: BouncersAction, db: DbArgs) -> anyhow::Result<Exi
                 for n in names {
                     store.delete_bouncer(&n).await?;
                     eprintln!("bouncer '{n}' deleted");
+                }
+            }
+            BouncersAction::Prune { duration, force } => {
+                let cutoff = store::now_ms() - duration_ms(&duration)?;
+                let gone: Vec<String> = store
+                    .bouncers()
+                    .await?
+                    .into_iter()
+                    .filter(|b| b.last_pull.unwrap_or(b.created_at) < cutoff)
+                    .map(|b| b.name)
+                    .collect();
+                if gone.is_empty() {
+                    eprintln!("no bouncer to prune");
+                } else if confirm(&format!("delete {} bouncer(s): {}", gone.len(), gone.join(", ")), force)? {
+                    for n in &gone {
+                        store.delete_bouncer(n).await?;
+                    }
+                    eprintln!("{} bouncer(s) pruned", gone.len());
                 }
             }
         }

@@ -51,6 +51,14 @@ pub(crate) struct AgentService {
 struct Api {
     #[serde(default)]
     server: Option<Server>,
+    #[serde(default)]
+    client: Option<ApiClient>,
+}
+
+/// `api.client`: how admin commands and the agent reach the LAPI.
+#[derive(Debug, Default, Deserialize)]
+struct ApiClient {
+    credentials_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +161,16 @@ impl ConfigFile {
     }
 
     /// The database URL `db_config` describes.
+    /// `api.client.credentials_path`.
+    pub(crate) fn credentials_path(&self) -> Option<&Path> {
+        self.api
+            .as_ref()?
+            .client
+            .as_ref()?
+            .credentials_path
+            .as_deref()
+    }
+
     pub(crate) fn db_url(&self) -> anyhow::Result<Option<String>> {
         let Some(db) = &self.db_config else {
             return Ok(None);
@@ -369,6 +387,57 @@ pub(crate) fn resolve(
     }
     cfg.replica_sync = Duration::from_secs(5);
     Ok((url, cfg))
+}
+
+/// `rampart config show`: the settings a command would use, after flags, file and defaults.
+pub(crate) fn show(
+    config: Option<&Path>,
+    output: super::Output,
+) -> anyhow::Result<std::process::ExitCode> {
+    let file = config.map(ConfigFile::load).transpose()?;
+    let (url, cfg) = resolve(config, None)?;
+    let paths = file.as_ref().and_then(|f| f.config_paths.as_ref());
+    let data_dir = paths
+        .and_then(|p| p.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    let hub = paths
+        .and_then(|p| p.hub_dir.clone())
+        .unwrap_or_else(super::content::default_hub);
+    let creds = file
+        .as_ref()
+        .and_then(|f| f.credentials_path().map(Path::to_path_buf))
+        .unwrap_or_else(|| data_dir.join("local_api_credentials.yaml"));
+    let metrics = metrics_addr(None, file.as_ref())?;
+    let rows = [
+        (
+            "config_file",
+            config.map_or_else(|| "(none: defaults)".into(), |p| p.display().to_string()),
+        ),
+        ("data_dir", data_dir.display().to_string()),
+        ("hub_dir", hub.display().to_string()),
+        ("db_url", super::lapi::redact(&url)),
+        ("lapi_listen", cfg.listen.to_string()),
+        ("tls", cfg.tls.is_some().to_string()),
+        ("credentials_path", creds.display().to_string()),
+        (
+            "prometheus",
+            metrics.map_or_else(|| "disabled".into(), |a| format!("http://{a}/metrics")),
+        ),
+    ];
+    if output == super::Output::Json {
+        let m: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+            .collect();
+        super::output::json(&m)?;
+    } else {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(k, v)| vec![(*k).to_owned(), v.clone()])
+            .collect();
+        super::output::rows(output, &["Setting", "Value"], &rows);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub(crate) fn scenarios(hub: &Path, ctx: &Ctx) -> anyhow::Result<Scenarios> {
 }
 
 /// CrowdSec's `simulation.yaml`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Simulation {
     /// Global switch.

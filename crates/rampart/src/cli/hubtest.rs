@@ -55,7 +55,7 @@ pub(crate) fn run(
         .count();
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
-        Output::Human => {
+        Output::Human | Output::Raw => {
             let asserted = results.iter().filter(|r| r.parser != Half::Absent).count();
             let passed = results.iter().filter(|r| r.parser == Half::Pass).count();
             println!(

@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-/// Arguments of `rampart lapi`.
+/// Arguments of `rampart lapi`: the server, or `status`/`register` as cscli's `lapi` noun.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
     /// Configuration file (CrowdSec's config.yaml keys: api.server, db_config).
     #[arg(short, long)]
     config: Option<PathBuf>,
@@ -26,7 +29,44 @@ pub(crate) struct Args {
     metrics: Option<String>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Check that this host's machine can log in to the LAPI.
+    Status {
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// Register this host as a machine of a LAPI and write its credentials file.
+    Register {
+        /// LAPI URL.
+        #[arg(short, long, default_value = "http://127.0.0.1:8080/")]
+        url: String,
+        /// Machine id (default: rampart-<hostname>-<random>).
+        #[arg(long)]
+        machine: Option<String>,
+        /// Credentials file to write (default: the one `rampart decisions` and co. read).
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+        /// Auto-registration token (the machine is then validated at once).
+        #[arg(long)]
+        token: Option<String>,
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+}
+
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.action {
+        Some(Action::Status { remote }) => return status(&remote),
+        Some(Action::Register {
+            url,
+            machine,
+            file,
+            token,
+            remote,
+        }) => return register(&url, machine, file, token.as_deref(), &remote),
+        None => {}
+    }
     let (_, mut cfg) = super::config::resolve(args.config.as_deref(), args.db.as_deref())?;
     let file = args
         .config
@@ -70,7 +110,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Hides a password in a database URL.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -81,4 +121,77 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+fn status(remote: &super::remote::RemoteArgs) -> anyhow::Result<ExitCode> {
+    let path = remote.credentials_path()?;
+    let creds = client::Credentials::load(&path)?;
+    super::remote::runtime()?.block_on(async {
+        remote.watcher().await?;
+        eprintln!("Loaded credentials from {}", path.display());
+        eprintln!(
+            "Trying to authenticate with username {} on {}",
+            creds.login, creds.url
+        );
+        println!("You can successfully interact with Local API (LAPI)");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn register(
+    url: &str,
+    machine: Option<String>,
+    file: Option<PathBuf>,
+    token: Option<&str>,
+    remote: &super::remote::RemoteArgs,
+) -> anyhow::Result<ExitCode> {
+    let file = match file {
+        Some(f) => f,
+        None => remote.credentials_path().unwrap_or_else(|_| {
+            super::config::default_data_dir().join("local_api_credentials.yaml")
+        }),
+    };
+    let machine = machine.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        let tail: String = (0..8)
+            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)]))
+            .collect();
+        format!("rampart-{host}-{tail}")
+    });
+    let password: String = (0..64)
+        .map(|_| {
+            char::from(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYabcdefghijklmnopqrstuvwxyz0123456789"
+                    [rand::random_range(0..61)],
+            )
+        })
+        .collect();
+    let validated = super::remote::runtime()?
+        .block_on(client::Watcher::register(url, &machine, &password, token))
+        .with_context(|| format!("registering '{machine}' at {url}"))?;
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(
+        &file,
+        format!("url: {url}\nlogin: {machine}\npassword: {password}\n"),
+    )
+    .with_context(|| format!("writing {}", file.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+    }
+    eprintln!(
+        "Successfully registered '{machine}' to {url}; credentials in {}",
+        file.display()
+    );
+    if !validated {
+        eprintln!(
+            "An admin must validate it on the LAPI host: `rampart machines validate {machine}`"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,20 +1,27 @@
 //! Command-line interface, one module per noun as in cscli.
 
 mod admin;
+mod alerts;
+mod allowlists;
 mod config;
 mod content;
+mod decisions;
 mod explain;
 mod hubtest;
 mod lapi;
+mod metrics;
+mod output;
 mod pipeline;
+mod remote;
 mod replay;
 mod run;
 mod setup;
+mod simulation;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// Rampart: collaborative intrusion prevention, compatible with CrowdSec content and bouncers.
 #[derive(Debug, Parser)]
@@ -24,14 +31,7 @@ pub(crate) struct Cli {
     command: Command,
 }
 
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Output {
-    /// Tables and text for people.
-    Human,
-    /// JSON for scripts.
-    Json,
-}
+pub(crate) use output::Output;
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -57,6 +57,52 @@ enum Command {
         #[command(flatten)]
         db: admin::DbArgs,
     },
+    /// List, add, delete and import decisions (through the LAPI, as this host's machine).
+    Decisions {
+        #[command(subcommand)]
+        action: decisions::Action,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
+    /// List, inspect, delete and flush alerts.
+    Alerts {
+        #[command(subcommand)]
+        action: alerts::Action,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
+    /// Manage allowlists: IPs and ranges that are never banned.
+    Allowlists {
+        #[command(subcommand)]
+        action: allowlists::Action,
+        #[command(flatten)]
+        db: admin::DbArgs,
+    },
+    /// Put scenarios in simulation (decisions recorded, not enforced) or take them out.
+    Simulation {
+        #[command(subcommand)]
+        action: simulation::Action,
+        #[command(flatten)]
+        args: simulation::Args,
+    },
+    /// Show the agent's and LAPI's Prometheus metrics as tables (like cscli metrics).
+    Metrics(metrics::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+    /// Show the effective configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+        /// Configuration file.
+        #[arg(short, long, global = true)]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "human", global = true)]
+        output: Output,
+    },
     /// Manage bouncers and their API keys.
     Bouncers {
         #[command(subcommand)]
@@ -64,6 +110,12 @@ enum Command {
         #[command(flatten)]
         db: admin::DbArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Settings after flags, configuration file and defaults.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +156,21 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Setup(args) => setup::run(args),
         Command::Run(args) => run::run(args),
         Command::Machines { action, db } => admin::machines(action, db),
+        Command::Decisions { action, remote } => decisions::run(action, remote),
+        Command::Alerts { action, remote } => alerts::run(action, remote),
+        Command::Metrics(args) => metrics::run(args),
+        Command::Config {
+            action: ConfigAction::Show,
+            config,
+            output,
+        } => config::show(config.as_deref(), output),
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "rampart", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulation { action, args } => simulation::run(action, args),
+        Command::Allowlists { action, db } => allowlists::run(action, db),
         Command::Bouncers { action, db } => admin::bouncers(action, db),
     }
 }

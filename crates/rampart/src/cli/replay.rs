@@ -247,7 +247,7 @@ impl Sink {
                     self.out.write_all(b"\n")?;
                     serde_json::to_writer_pretty(&mut self.out, a)?;
                 }
-                Output::Human => {
+                Output::Human | Output::Raw => {
                     if self.count == 0 {
                         writeln!(
                             self.out,
