@@ -248,6 +248,36 @@ impl PositionSaver {
             s.save_if_dirty();
         }
     }
+
+    /// Holds position writes back until the returned guard is dropped, so a batch's effects
+    /// can be made durable (with [`PositionHold::mark`]) before its lines' positions are.
+    pub fn hold(&self) -> PositionHold<'_> {
+        PositionHold {
+            store: self.0.as_deref(),
+            _guard: self.0.as_deref().map(crate::state::Store::hold),
+        }
+    }
+}
+
+/// See [`PositionSaver::hold`].
+pub struct PositionHold<'a> {
+    store: Option<&'a crate::state::Store>,
+    _guard: Option<std::sync::MutexGuard<'a, bool>>,
+}
+
+impl PositionHold<'_> {
+    /// The positions of every acknowledged line, as [`crate::merge_positions`] takes them.
+    pub fn mark(&self) -> Option<String> {
+        self.store.and_then(crate::state::Store::snapshot_json)
+    }
+
+    /// Lines were acknowledged whose effects could not be made durable: save no position from
+    /// now on, so a restart reads them again.
+    pub fn freeze(&self) {
+        if let Some(s) = self.store {
+            s.freeze();
+        }
+    }
 }
 
 impl Drop for Acquisition {

@@ -25,11 +25,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use ack::Ack;
-pub use acquisition::{Acquisition, PositionSaver};
+pub use acquisition::{Acquisition, PositionHold, PositionSaver};
 pub use config::{
     FileSpec, JournalSpec, Mode, SourceKind, SourceSpec, SyslogSpec, dsn_spec, load_acquis,
 };
 pub use error::AcquireError;
+pub use state::merge_positions;
 pub use syslog::render_syslog;
 
 /// One log line, as a datasource read it.

@@ -85,6 +85,9 @@ pub(crate) struct Store {
     /// Held while a snapshot is taken and written, so the last write is the newest; `true`
     /// once closed (the final save was made: no later write may replace it).
     writing: Mutex<bool>,
+    /// Set when lines were acknowledged whose effects could not be made durable: from then on
+    /// positions are not saved, so a restart reads those lines again rather than skipping them.
+    frozen: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -120,6 +123,7 @@ impl Store {
             providers: Mutex::new(Vec::new()),
             dirty: Arc::new(AtomicBool::new(true)),
             writing: Mutex::new(false),
+            frozen: AtomicBool::new(false),
             last_error: Mutex::new(None),
         })
     }
@@ -168,25 +172,29 @@ impl Store {
         self.write(true);
     }
 
+    /// Blocks position writes while the guard lives (a caller making a batch durable elsewhere
+    /// takes its snapshot under it, so no write can get ahead of that).
+    pub(crate) fn hold(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops all later position writes (see `frozen`).
+    pub(crate) fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// The positions file as it would be written now.
+    pub(crate) fn snapshot_json(&self) -> Option<String> {
+        serde_json::to_string(&self.build()).ok()
+    }
+
     fn write(&self, close: bool) {
         let mut closed = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-        if *closed {
+        if *closed || self.frozen.load(Ordering::SeqCst) {
             return;
         }
         *closed = close;
-        let mut out = StateFile {
-            version: VERSION,
-            sources: BTreeMap::new(),
-        };
-        let now = Utc::now();
-        for (key, state) in &self.loaded.sources {
-            if now.signed_duration_since(state.updated).num_days() < STALE_SOURCE_DAYS {
-                out.sources.insert(key.clone(), state.clone());
-            }
-        }
-        for p in self.providers() {
-            out.sources.insert(p.key().to_string(), p.snapshot());
-        }
+        let out = self.build();
         let result = write_atomic(&self.path, &out);
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         match result {
@@ -201,6 +209,59 @@ impl Store {
             }
         }
     }
+
+    fn build(&self) -> StateFile {
+        let mut out = StateFile {
+            version: VERSION,
+            sources: BTreeMap::new(),
+        };
+        let now = Utc::now();
+        for (key, state) in &self.loaded.sources {
+            if now.signed_duration_since(state.updated).num_days() < STALE_SOURCE_DAYS {
+                out.sources.insert(key.clone(), state.clone());
+            }
+        }
+        for p in self.providers() {
+            out.sources.insert(p.key().to_string(), p.snapshot());
+        }
+        out
+    }
+}
+
+/// Folds a snapshot taken by [`Store::snapshot_json`] into the positions file in `dir`: each
+/// source whose snapshot is newer than the saved state is replaced. Returns whether anything
+/// changed. This is how a crash between "alerts queued" and "positions saved" is repaired: the
+/// alert queue carries the snapshot, and the next start adopts it before reading.
+pub fn merge_positions(dir: &Path, snapshot: &str) -> Result<bool, AcquireError> {
+    let mark: StateFile = serde_json::from_str(snapshot).map_err(|e| {
+        AcquireError::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        )
+    })?;
+    std::fs::create_dir_all(dir).map_err(|e| AcquireError::io(dir, e))?;
+    let path = dir.join(STATE_FILE);
+    let mut current: StateFile = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateFile::default(),
+        Err(e) => return Err(AcquireError::io(&path, e)),
+    };
+    let mut changed = false;
+    for (key, state) in mark.sources {
+        let newer = current
+            .sources
+            .get(&key)
+            .is_none_or(|c| c.updated < state.updated);
+        if newer {
+            current.sources.insert(key, state);
+            changed = true;
+        }
+    }
+    if changed {
+        current.version = VERSION;
+        write_atomic(&path, &current).map_err(|e| AcquireError::io(&path, e))?;
+    }
+    Ok(changed)
 }
 
 fn write_atomic(path: &Path, state: &StateFile) -> std::io::Result<()> {

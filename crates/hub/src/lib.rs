@@ -1,12 +1,48 @@
-//! A CrowdSec-format hub on disk: `.index.json`, item paths, collection dependencies.
+//! A CrowdSec-format hub: its index, the state of every item in an installation, and the
+//! changes `hub update`, `install`, `remove` and `upgrade` make.
 //!
-//! Used by the hub-test runner and (later) by hub management commands; it knows nothing of what
-//! the items mean.
+//! - [`Index`]: `.index.json` (item type → name → path, versions with sha256 digests, sub-items).
+//! - [`Layout`]: CrowdSec's `config_paths` — installed items are links in `config_dir` to files
+//!   downloaded into `hub_dir`; data files go to `data_dir`, grok patterns to `pattern_dir`.
+//! - [`LocalHub`]: the index joined with the disk: installed, up to date, tainted, local.
+//! - [`Plan`]: what an install/remove/upgrade will change, decided before anything is touched;
+//!   [`apply`] carries it out from a [`HubSource`] (a directory or an HTTP(S) base URL).
+//! - [`Hub`]: a read-only view of a hub checkout, for the hub-test runner.
+//!
+//! It knows nothing of what items mean: parsers and scenarios are files with a name, a version
+//! and a digest here.
+
+mod apply;
+mod data;
+mod diff;
+mod error;
+mod index;
+mod item;
+mod layout;
+mod plan;
+mod source;
+mod state;
+
+pub use apply::{
+    Done, NoProgress, Progress, Report, Sources, UpdateReport, apply, pristine_content,
+    update_index,
+};
+pub use data::{DataEntry, PATTERN_FILES, data_entries};
+pub use diff::unified as unified_diff;
+pub use error::HubError;
+pub use index::Index;
+pub use item::{
+    Dependencies, IndexData, IndexItem, ItemType, VersionInfo, compare_versions, sha256_hex,
+};
+pub use layout::Layout;
+pub use plan::{Action, InstallOptions, Level, Note, Plan, Step};
+pub use source::{DEFAULT_HUB_URL, HubSource};
+pub use state::{Item, ItemKey, ItemState, LocalHub, Status};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// The hub: its root folder and `.index.json`.
+/// A hub checkout read in place (test cases name items by hub name or path).
 #[derive(Debug)]
 pub struct Hub {
     root: PathBuf,

@@ -5,6 +5,11 @@
 //! outage. A delivery task sends the queue in order, in batches, and records how far the LAPI
 //! acknowledged in `queue.offset`; once everything is acknowledged the queue file is emptied.
 //!
+//! A batch can carry a *mark* (an opaque text, e.g. the reader's positions after the lines that
+//! raised the batch), written in the same synced append as its alerts and kept in `mark.json` once
+//! the queue is emptied: [`Outbox::last_mark`] gives it back after a restart, so a crash between
+//! "alerts queued" and "read positions saved" neither loses nor repeats anything.
+//!
 //! Each alert gets a UUID when it is queued. If the agent dies between the LAPI's answer and the
 //! offset being written, the batch is sent again; Rampart's LAPI recognises the UUIDs and stores
 //! nothing twice (a CrowdSec LAPI would store the few alerts of that batch twice).
@@ -68,6 +73,26 @@ pub struct Outbox {
     wake: tokio::sync::Notify,
     /// Alerts per request.
     batch: usize,
+    /// The latest mark pushed (or found at open).
+    mark: Mutex<Option<String>>,
+    mark_path: PathBuf,
+}
+
+/// How a mark is recorded in the queue: a JSON object no alert has.
+const MARK_PREFIX: &[u8] = b"{\"rampart_mark\":";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MarkRecord {
+    rampart_mark: String,
+}
+
+fn mark_of(line: &[u8]) -> Option<String> {
+    if !line.starts_with(MARK_PREFIX) {
+        return None;
+    }
+    serde_json::from_slice::<MarkRecord>(line)
+        .ok()
+        .map(|m| m.rampart_mark)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
@@ -95,6 +120,8 @@ impl Outbox {
         let mut reader = BufReader::new(&mut file);
         let mut good = 0u64;
         let mut line = Vec::new();
+        let mark_path = dir.join("mark.json");
+        let mut mark = std::fs::read_to_string(&mark_path).ok();
         loop {
             line.clear();
             let n = reader
@@ -102,6 +129,9 @@ impl Outbox {
                 .map_err(io(&queue_path))?;
             if n == 0 || line.last() != Some(&b'\n') {
                 break;
+            }
+            if let Some(m) = mark_of(&line) {
+                mark = Some(m);
             }
             good += n as u64;
         }
@@ -125,6 +155,8 @@ impl Outbox {
             failures: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
             batch: 100,
+            mark: Mutex::new(mark),
+            mark_path,
         };
         let pending = out.read_from(acked, usize::MAX)?.0.len() as u64;
         out.depth.store(pending, Ordering::Relaxed);
@@ -139,7 +171,21 @@ impl Outbox {
 
     /// Queues alerts durably (written and synced before returning).
     pub fn push(&self, alerts: &[Alert]) -> Result<(), OutboxError> {
-        if alerts.is_empty() {
+        self.push_marked(alerts, None)
+    }
+
+    /// The latest mark pushed, in this run or a previous one.
+    pub fn last_mark(&self) -> Option<String> {
+        self.mark
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Queues alerts and a mark in one synced append: after a crash, either both are there or
+    /// neither is.
+    pub fn push_marked(&self, alerts: &[Alert], mark: Option<&str>) -> Result<(), OutboxError> {
+        if alerts.is_empty() && mark.is_none() {
             return Ok(());
         }
         let mut buf = Vec::with_capacity(alerts.len() * 1024);
@@ -152,6 +198,15 @@ impl Outbox {
             let _ = serde_json::to_writer(&mut buf, &a);
             buf.push(b'\n');
         }
+        if let Some(m) = mark {
+            let _ = serde_json::to_writer(
+                &mut buf,
+                &MarkRecord {
+                    rampart_mark: m.to_owned(),
+                },
+            );
+            buf.push(b'\n');
+        }
         let mut f = self
             .file
             .lock()
@@ -160,6 +215,12 @@ impl Outbox {
         f.sync_data().map_err(io(&self.queue_path))?;
         self.written.fetch_add(buf.len() as u64, Ordering::SeqCst);
         self.depth.fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        if let Some(m) = mark {
+            *self
+                .mark
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(m.to_owned());
+        }
         drop(f);
         self.wake.notify_one();
         Ok(())
@@ -197,6 +258,9 @@ impl Outbox {
                 break;
             }
             pos += n as u64;
+            if line.as_bytes().starts_with(MARK_PREFIX) {
+                continue;
+            }
             match serde_json::from_str::<Alert>(&line) {
                 Ok(a) => out.push(a),
                 Err(e) => {
@@ -219,7 +283,11 @@ impl Outbox {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if to == self.written.load(Ordering::SeqCst) {
-            // Everything delivered: empty the queue (under the lock, so no push interleaves).
+            // Everything delivered: empty the queue (under the lock, so no push interleaves),
+            // keeping the latest mark first.
+            if let Some(m) = self.last_mark() {
+                write_atomic(&self.mark_path, &m)?;
+            }
             f.set_len(0).map_err(io(&self.queue_path))?;
             self.written.store(0, Ordering::SeqCst);
             self.acked.store(0, Ordering::SeqCst);
@@ -249,7 +317,7 @@ impl Outbox {
             let (alerts, to) = batch;
             if to > from {
                 if alerts.is_empty() {
-                    // Only unreadable records: skip them.
+                    // Only marks or unreadable records: nothing to send.
                     if let Err(e) = self.ack(to, 0) {
                         tracing::error!(error = %e, "cannot record queue progress");
                     }
@@ -297,4 +365,68 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), OutboxError> {
     f.write_all(text.as_bytes()).map_err(io(&tmp))?;
     f.sync_data().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Count(AtomicUsize);
+    impl Sink for Count {
+        async fn send(&self, alerts: &[Alert]) -> Result<(), String> {
+            self.0.fetch_add(alerts.len(), Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn alert() -> Alert {
+        Alert {
+            scenario: "s".into(),
+            ..Alert::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn marks_survive_restarts_and_delivery_and_are_never_sent() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let q = Outbox::open(dir.path()).expect("open");
+        assert_eq!(q.last_mark(), None);
+        q.push_marked(&[alert(), alert()], Some("m1"))
+            .expect("push");
+        q.push_marked(&[alert()], Some("m2")).expect("push");
+        drop(q);
+        // A crash here: the mark comes back from the queue itself.
+        let q = Outbox::open(dir.path()).expect("reopen");
+        assert_eq!(q.last_mark().as_deref(), Some("m2"));
+        assert_eq!(q.depth(), 3, "marks are not alerts");
+        let sink = Count(AtomicUsize::new(0));
+        {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let run = q.run(&sink, async {
+                let _ = rx.await;
+            });
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    () = &mut run => break,
+                    () = tokio::time::sleep(Duration::from_millis(20)) => {
+                        if q.depth() == 0 {
+                            let _ = tx.send(());
+                            (&mut run).await;
+                            break;
+                        }
+                        assert!(std::time::Instant::now() < deadline, "not delivered");
+                    }
+                }
+            }
+        }
+        assert_eq!(sink.0.load(Ordering::SeqCst), 3);
+        drop(q);
+        // The queue was emptied; the mark was kept aside.
+        let q = Outbox::open(dir.path()).expect("reopen");
+        assert_eq!(q.depth(), 0);
+        assert_eq!(q.last_mark().as_deref(), Some("m2"));
+    }
 }

@@ -1,7 +1,8 @@
 //! End-to-end compatibility with CrowdSec's own programs, unmodified, as Debian ships them:
 //! `crowdsec-custom-bouncer` 0.0.15, `crowdsec-firewall-bouncer` 0.0.25 (nftables, in a network
 //! namespace) and the `crowdsec` 1.4.6 agent replaying `demo/auth.log` as a watcher, all against
-//! Rampart's LAPI (`rampart lapi`).
+//! Rampart's LAPI (`rampart lapi`); and the other way round, Rampart's agent (`rampart run
+//! --no-lapi`) sending its alerts to CrowdSec's LAPI.
 //!
 //! Each test starts its own LAPI on a free port with a fresh SQLite database; everything it starts
 //! is stopped, and its namespace deleted, even when it fails (see `compat/mod.rs`).
@@ -727,4 +728,215 @@ fn agent_replay_of_an_old_log_gives_only_expired_bans() {
         list(&v).is_empty(),
         "GET /v1/decisions?ip={ip} answered {v}"
     );
+}
+
+// ------------------------------------------------------------------ Rampart's agent → CrowdSec's LAPI
+
+/// Failed SSH logins for `rampart run` to read: record `n` is one line from its own address, or
+/// (every tenth) six lines from one attacker. Returns the text and adds the alerts it must raise,
+/// per (scenario, address), to `want`.
+fn failed_logins(
+    records: std::ops::Range<u32>,
+    want: &mut BTreeMap<(String, String), usize>,
+) -> String {
+    let stamp = chrono::Local::now().format("%b %e %H:%M:%S");
+    let mut text = String::new();
+    for n in records {
+        let ip = format!("198.18.{}.{}", n / 250, n % 250 + 1);
+        let lines = if n % 10 == 9 {
+            *want
+                .entry(("rampart/ssh-bruteforce".into(), ip.clone()))
+                .or_default() += 1;
+            6
+        } else {
+            1
+        };
+        *want
+            .entry(("rampart-test/ssh-line".into(), ip.clone()))
+            .or_default() += lines;
+        for k in 0..lines {
+            text.push_str(&format!(
+                "{stamp} web1 sshd[{}]: Failed password for invalid user u{n}x{k} from {ip} port {} ssh2\n",
+                1000 + n,
+                1024 + k
+            ));
+        }
+    }
+    text
+}
+
+/// Waits until `GET /v1/alerts` gives exactly the alerts in `want` (counted per scenario and
+/// source address) and nothing more comes for two seconds; returns them.
+fn wait_alerts(
+    h: &Harness,
+    api: &Api,
+    tester_password: &str,
+    want: &BTreeMap<(String, String), usize>,
+) -> Vec<Value> {
+    let total: usize = want.values().sum();
+    let mut last = (usize::MAX, std::time::Instant::now());
+    let alerts = h.wait_for(
+        &format!("{total} alerts in CrowdSec's LAPI, then none for 2 s"),
+        Duration::from_secs(60),
+        || {
+            // Tokens do not outlive a LAPI restart; a fresh one each round costs little here.
+            let bearer = format!("Bearer {}", api.login("tester", tester_password));
+            let v = api.call(
+                "GET",
+                "/v1/alerts?limit=1000",
+                &[("Authorization", &bearer)],
+                None,
+                200,
+            );
+            let alerts = list(&v);
+            if alerts.len() != last.0 {
+                last = (alerts.len(), std::time::Instant::now());
+            }
+            (alerts.len() > total
+                || (alerts.len() == total && last.1.elapsed() >= Duration::from_secs(2)))
+            .then_some(alerts)
+        },
+    );
+    let mut got: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for a in &alerts {
+        let key = (
+            a["scenario"].as_str().unwrap_or_default().to_owned(),
+            a["source"]["value"].as_str().unwrap_or_default().to_owned(),
+        );
+        *got.entry(key).or_default() += 1;
+    }
+    if &got != want {
+        let diff: Vec<String> = want
+            .keys()
+            .chain(got.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|k| want.get(*k) != got.get(*k))
+            .map(|k| {
+                format!(
+                    "{} {}: expected {}, got {}",
+                    k.0,
+                    k.1,
+                    want.get(k).copied().unwrap_or(0),
+                    got.get(k).copied().unwrap_or(0)
+                )
+            })
+            .collect();
+        panic!(
+            "CrowdSec's LAPI holds {} alerts, {total} expected:\n{}\n{}",
+            alerts.len(),
+            diff.join("\n"),
+            h.context()
+        );
+    }
+    alerts
+}
+
+#[test]
+fn rampart_agent_feeds_crowdsec_lapi_across_its_restart() {
+    const NAME: &str = "rampart_agent_feeds_crowdsec_lapi_across_its_restart";
+    let Some(progs) = Needs::default()
+        .programs(&["crowdsec", "cscli"])
+        .files(&[DEBIAN_HUB, "/etc/crowdsec/profiles.yaml"])
+        .check(NAME)
+    else {
+        return;
+    };
+    let h = Harness::new();
+    // CrowdSec's LAPI whatever RAMPART_COMPAT_LAPI says: the agent is what is under test.
+    let lapi = h.start_crowdsec_lapi(Ipv4Addr::LOCALHOST, &progs);
+    let api = Api::new(&lapi.url);
+    lapi.add_machine(&h, "tester", PASSWORD);
+    let key = lapi.add_bouncer(&h, "probe");
+    lapi.add_machine(&h, "rampart-agent", PASSWORD);
+    let creds = h.write(
+        "rampart-agent/credentials.yaml",
+        &format!(
+            "url: {}/\nlogin: rampart-agent\npassword: {PASSWORD}\n",
+            lapi.url
+        ),
+    );
+    let log = h.write("rampart-agent/auth.log", "");
+    let acquis = h.write(
+        "rampart-agent/acquis.yaml",
+        &format!(
+            "source: file\nfilenames:\n  - {}\nlabels:\n  type: syslog\n",
+            log.display()
+        ),
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args(["run", "--no-lapi", "--credentials"])
+        .arg(&creds)
+        .arg("--acquis")
+        .arg(&acquis)
+        .arg("--hub")
+        .arg(h.agent_content())
+        .arg("--data-dir")
+        .arg(h.path("rampart-agent/data"))
+        .env("RAMPART_LOG", "info,sqlx=warn");
+    h.spawn("rampart-agent", cmd);
+    h.wait_for(
+        "rampart run to follow its log",
+        Duration::from_secs(30),
+        || {
+            h.log("rampart-agent")
+                .contains("rampart agent: ")
+                .then_some(())
+        },
+    );
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    };
+
+    let mut want = BTreeMap::new();
+    append(&failed_logins(0..30, &mut want));
+    wait_alerts(&h, &api, PASSWORD, &want);
+
+    // CrowdSec's LAPI goes away while lines are logged (connections refused: nothing can be
+    // stored twice) and comes back with a new JWT signing key: the agent logs in again and
+    // delivers its queue.
+    h.stop("lapi");
+    append(&failed_logins(30..60, &mut want));
+    h.wait_for(
+        "the agent to queue the alerts",
+        Duration::from_secs(30),
+        || {
+            let n = h.log("rampart-agent").matches("rampart: alert ").count();
+            (n >= want.values().sum::<usize>()).then_some(())
+        },
+    );
+    h.restart_lapi(&lapi);
+    let alerts = wait_alerts(&h, &api, PASSWORD, &want);
+
+    for a in &alerts {
+        let ip = a["source"]["value"].as_str().unwrap();
+        assert_eq!(a["machine_id"], "rampart-agent", "{a}");
+        assert_eq!(a["source"]["scope"], "Ip", "{a}");
+        let decisions = list(&a["decisions"]);
+        assert_eq!(decisions.len(), 1, "one decision per alert expected: {a}");
+        let d = &decisions[0];
+        assert_eq!(d["type"], "ban", "{a}");
+        assert_eq!(d["scope"], "Ip", "{a}");
+        assert_eq!(d["value"], ip, "{a}");
+        assert_eq!(d["origin"], "crowdsec", "{a}");
+        assert_eq!(d["scenario"], a["scenario"], "{a}");
+        let left = go_duration_secs(d["duration"].as_str().unwrap());
+        assert!(
+            (3.5 * 3600.0..=4.0 * 3600.0 + 5.0).contains(&left),
+            "a fresh alert's ban has {left} s left (the default profile gives 4h): {a}"
+        );
+    }
+    // What a bouncer sees: a ban for every address that logged a failure.
+    let decisions = list(&api.call("GET", "/v1/decisions", &[("X-Api-Key", &key)], None, 200));
+    let banned: BTreeSet<String> = decisions
+        .iter()
+        .map(|d| d["value"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let attacked: BTreeSet<String> = want.keys().map(|(_, ip)| ip.clone()).collect();
+    assert_eq!(banned, attacked, "GET /v1/decisions answered {decisions:?}");
+
+    h.stop("rampart-agent");
+    let (status, _) = h.wait_exit("rampart-agent", Duration::from_secs(1));
+    assert!(status.success(), "rampart run: {status}\n{}", h.context());
 }

@@ -7,6 +7,7 @@ mod config;
 mod content;
 mod decisions;
 mod explain;
+mod hub;
 mod hubtest;
 mod lapi;
 mod metrics;
@@ -103,6 +104,18 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "human", global = true)]
         output: Output,
     },
+    /// Hub index: list installed items, update the index, upgrade everything.
+    Hub(hub::HubCmd),
+    /// Collections: items that pull in parsers, scenarios and other collections.
+    Collections(hub::ItemCmd),
+    /// Parsers: turn log lines into events.
+    Parsers(hub::ItemCmd),
+    /// Scenarios: leaky buckets that turn events into alerts.
+    Scenarios(hub::ItemCmd),
+    /// Postoverflows: parsers run on alerts (whitelists, rDNS).
+    Postoverflows(hub::ItemCmd),
+    /// Contexts: alert context sent to the console.
+    Contexts(hub::ItemCmd),
     /// Manage bouncers and their API keys.
     Bouncers {
         #[command(subcommand)]
@@ -171,6 +184,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Simulation { action, args } => simulation::run(action, args),
         Command::Allowlists { action, db } => allowlists::run(action, db),
+        Command::Hub(cmd) => hub::run_hub(cmd),
+        Command::Collections(cmd) => hub::run_items(::hub::ItemType::Collections, cmd),
+        Command::Parsers(cmd) => hub::run_items(::hub::ItemType::Parsers, cmd),
+        Command::Scenarios(cmd) => hub::run_items(::hub::ItemType::Scenarios, cmd),
+        Command::Postoverflows(cmd) => hub::run_items(::hub::ItemType::PostOverflows, cmd),
+        Command::Contexts(cmd) => hub::run_items(::hub::ItemType::Contexts, cmd),
         Command::Bouncers { action, db } => admin::bouncers(action, db),
     }
 }

@@ -285,6 +285,7 @@ impl Pipeline {
         let m = &self.metrics;
         let mut batch: Vec<acquire::Line> = Vec::with_capacity(1024);
         let mut last_tick = Instant::now();
+        let mut marks_ok = true;
         loop {
             batch.clear();
             let first = rt.block_on(async {
@@ -389,19 +390,29 @@ impl Pipeline {
                         if a.simulated { " [simulated]" } else { "" }
                     );
                 }
-                if let Err(e) = self.outbox.push(&alerts) {
-                    // Not acknowledging keeps these lines to be read again after a restart.
-                    tracing::error!(error = %e, "cannot queue alerts; lines are not acknowledged");
-                    continue;
+                // The alerts and the read positions after their lines go to disk in one synced
+                // append (the positions as the outbox's mark, adopted at the next start if newer
+                // than the positions file): a kill at any point neither loses nor repeats an
+                // alert. Position writes wait meanwhile, so none can get ahead of the alerts.
+                let hold = self.saver.hold();
+                for l in batch.drain(..) {
+                    l.ack.done();
                 }
-            }
-            for l in batch.drain(..) {
-                l.ack.done();
-            }
-            if queued_alerts {
-                // Alerts are on disk: the lines that raised them must not be read again after a
-                // crash.
+                let mark = if marks_ok { hold.mark() } else { None };
+                if let Err(e) = self.outbox.push_marked(&alerts, mark.as_deref()) {
+                    // Lines are acknowledged but their alerts are not on disk: save no position
+                    // from now on, so a restart reads them again (repeating is better than
+                    // losing).
+                    hold.freeze();
+                    marks_ok = false;
+                    tracing::error!(error = %e, "cannot queue alerts; read positions are no longer saved until restart");
+                }
+                drop(hold);
                 self.saver.save_now();
+            } else {
+                for l in batch.drain(..) {
+                    l.ack.done();
+                }
             }
             if !closed && !batch_was_empty {
                 m.batch_seconds.observe(started.elapsed().as_secs_f64());

@@ -124,6 +124,18 @@ impl Agent {
         outbox: &Arc<outbox::Outbox>,
         metrics: &Arc<AgentMetrics>,
     ) -> anyhow::Result<Self> {
+        // A crash after alerts were queued but before read positions were saved left the
+        // positions in the outbox's last mark: adopt them, or those lines would be read (and
+        // their alerts raised) again.
+        if let Some(mark) = outbox.last_mark() {
+            match acquire::merge_positions(&data_dir.join("acquire"), &mark) {
+                Ok(true) => eprintln!("rampart: read positions recovered from the alert queue"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot apply the alert queue's read positions")
+                }
+            }
+        }
         let (tx, rx) = tokio::sync::mpsc::channel::<acquire::Line>(4096);
         let acquisition = acquire::Acquisition::start(specs, data_dir.join("acquire"), tx).await?;
         let pipeline = Pipeline {

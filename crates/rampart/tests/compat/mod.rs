@@ -445,9 +445,20 @@ impl Harness {
 
     /// Starts the LAPI under test listening on `ip` (a free port) and waits for `/health`.
     pub(crate) fn start_lapi(&self, ip: Ipv4Addr, progs: &Programs) -> Lapi {
+        self.start_lapi_of(self.backend, ip, progs)
+    }
+
+    /// Starts CrowdSec's own LAPI (`crowdsec -no-cs`, administered with `cscli`) whatever the
+    /// suite's backend: the other side of the tests of Rampart's agent. Needs `crowdsec` and
+    /// `cscli` among the test's programs.
+    pub(crate) fn start_crowdsec_lapi(&self, ip: Ipv4Addr, progs: &Programs) -> Lapi {
+        self.start_lapi_of(Backend::CrowdSec, ip, progs)
+    }
+
+    fn start_lapi_of(&self, backend: Backend, ip: Ipv4Addr, progs: &Programs) -> Lapi {
         let port = free_port(ip);
         let listen = SocketAddr::from((ip, port));
-        let lapi = match self.backend {
+        let lapi = match backend {
             Backend::Rampart => Lapi {
                 url: format!("http://{listen}"),
                 listen,
@@ -469,6 +480,37 @@ impl Harness {
         };
         self.launch_lapi(&lapi, "lapi");
         lapi
+    }
+
+    /// Content for `rampart run` that makes every failed SSH login an alert of its own: the
+    /// bundled syslog, sshd and date parsers, grok patterns and `rampart/ssh-bruteforce`, and
+    /// `tests/data/agent/scenarios/line-trigger.yaml` (`rampart-test/ssh-line`, a trigger
+    /// grouped by source address).
+    pub(crate) fn agent_content(&self) -> PathBuf {
+        let hub = self.path("agent-content");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bundled = manifest.join("../../hub");
+        let items = [
+            "parsers/s00-raw/rampart/syslog-logs.yaml",
+            "parsers/s01-parse/rampart/sshd-logs.yaml",
+            "parsers/s02-enrich/rampart/dateparse-enrich.yaml",
+            "scenarios/rampart/ssh-bruteforce.yaml",
+            "patterns/rampart",
+        ];
+        for item in items {
+            let to = hub.join(item);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(bundled.join(item), &to).unwrap();
+        }
+        let to = hub.join("scenarios/test/line-trigger.yaml");
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(
+            manifest.join("tests/data/agent/scenarios/line-trigger.yaml"),
+            to,
+        )
+        .unwrap();
+        fs::create_dir_all(hub.join("data")).unwrap();
+        hub
     }
 
     /// Stops the LAPI and starts it again on the same address and database.
