@@ -28,7 +28,7 @@ import lapi_compare as lc  # noqa: E402
 
 def count_active(lapi, key):
     """Active decisions as a bouncer sees them (startup stream)."""
-    status, body = lc.request(lapi.port, "GET", "/v1/decisions/stream?startup=true",
+    status, body, _ = lc.request(lapi.port, "GET", "/v1/decisions/stream?startup=true",
                               headers={"X-Api-Key": key})
     if status != 200:
         raise RuntimeError("stream: HTTP %s" % status)

@@ -36,6 +36,9 @@ struct Prometheus {
 /// `config_paths`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ConfigPaths {
+    /// CrowdSec's config directory: installed items live there (hub_dir is then the download
+    /// cache, not content).
+    pub(crate) config_dir: Option<PathBuf>,
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) hub_dir: Option<PathBuf>,
 }
@@ -75,6 +78,22 @@ struct Server {
     disable_remote_lapi_registration: bool,
     auto_registration: Option<AutoReg>,
     tls: Option<Tls>,
+    online_client: Option<OnlineClient>,
+}
+
+/// `api.server.online_client`: community sync with a central API (`rampart central` or
+/// CrowdSec's).
+#[derive(Debug, Default, Deserialize)]
+struct OnlineClient {
+    credentials_path: Option<PathBuf>,
+    sharing: Option<bool>,
+    pull: Option<OnlinePull>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct OnlinePull {
+    community: Option<bool>,
+    blocklists: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +271,9 @@ impl ConfigFile {
                     allowed_ranges: nets(&a.allowed_ranges, "auto_registration.allowed_ranges")?,
                 });
             }
+            if let Some(o) = &s.online_client {
+                cfg.capi = online_client(o)?;
+            }
             if let Some(t) = &s.tls
                 && let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file)
             {
@@ -286,6 +308,34 @@ impl ConfigFile {
         }
         Ok(())
     }
+}
+
+/// Community sync settings; `None` (with a note) when the credentials file is empty, as
+/// Debian's opt-out is, or cannot be read.
+fn online_client(o: &OnlineClient) -> anyhow::Result<Option<lapi::capi::CapiConfig>> {
+    let Some(path) = &o.credentials_path else {
+        return Ok(None);
+    };
+    let creds = match client::capi::OnlineCredentials::load(path) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            tracing::info!(path = %path.display(), "no central API credentials: community sync off");
+            return Ok(None);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "api.server.online_client.credentials_path: community sync off");
+            return Ok(None);
+        }
+    };
+    let mut c = lapi::capi::CapiConfig::new(creds);
+    if let Some(v) = o.sharing {
+        c.sharing = v;
+    }
+    if let Some(p) = &o.pull {
+        c.pull_community = p.community.unwrap_or(true);
+        c.pull_blocklists = p.blocklists.unwrap_or(true);
+    }
+    Ok(Some(c))
 }
 
 /// Where to serve Prometheus metrics: the flag (`off` disables), else the configuration's
@@ -459,6 +509,35 @@ mod tests {
         assert_eq!(cfg.trusted_ips.len(), 2);
         assert_eq!(cfg.flush.max_items, Some(5000));
         assert_eq!(cfg.flush.max_age_ms, Some(7 * 24 * 3600 * 1000));
+    }
+
+    #[test]
+    fn online_client_keys_configure_community_sync() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let creds = dir.path().join("online_api_credentials.yaml");
+        std::fs::write(
+            &creds,
+            "url: http://127.0.0.1:8090/\nlogin: m\npassword: p\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("config.yaml");
+        std::fs::write(
+            &p,
+            format!(
+                "api:\n  server:\n    online_client:\n      credentials_path: {}\n      sharing: false\n      pull:\n        community: true\n        blocklists: false\n",
+                creds.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (_, cfg) = resolve(Some(&p), None).unwrap_or_else(|e| panic!("{e:#}"));
+        let c = cfg
+            .capi
+            .unwrap_or_else(|| panic!("community sync not configured"));
+        assert_eq!(c.credentials.login, "m");
+        assert!(!c.sharing && c.pull_community && !c.pull_blocklists);
+        std::fs::write(&creds, "# offline\n").unwrap_or_else(|e| panic!("{e}"));
+        let (_, cfg) = resolve(Some(&p), None).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(cfg.capi.is_none());
     }
 
     #[test]

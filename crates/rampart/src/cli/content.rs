@@ -46,19 +46,33 @@ fn join<E: ToString>(errs: Vec<E>) -> anyhow::Error {
 
 /// A parsing context over the content's patterns and data.
 pub(crate) fn ctx(hub: &Path) -> anyhow::Result<Ctx> {
-    Ok(Ctx::new(
-        Some(&hub.join("patterns")),
-        Some(&hub.join("data")),
-    )?)
+    ctx_with(hub, None)
+}
+
+/// A parsing context; data files come from `hub/data`, else from `data` (CrowdSec keeps them in
+/// `config_paths.data_dir`, away from the config directory).
+pub(crate) fn ctx_with(hub: &Path, data: Option<&Path>) -> anyhow::Result<Ctx> {
+    let own = hub.join("data");
+    let data = if own.is_dir() {
+        Some(own.as_path())
+    } else {
+        data
+    };
+    Ok(Ctx::new(Some(&hub.join("patterns")), data)?)
 }
 
 /// Parsers of a stage tree (`parsers/` or `postoverflows/`).
 pub(crate) fn parsers(hub: &Path, folder: &str) -> anyhow::Result<Parsers> {
+    parsers_in(hub, folder, ctx(hub)?)
+}
+
+/// Parsers of a stage tree, with a given context.
+pub(crate) fn parsers_in(hub: &Path, folder: &str, ctx: Ctx) -> anyhow::Result<Parsers> {
     let files: Vec<ParserFile> = yaml_files(&hub.join(folder))?
         .iter()
         .filter_map(|p| ParserFile::from_hub_path(p))
         .collect();
-    Parsers::load(ctx(hub)?, &files).map_err(join)
+    Parsers::load(ctx, &files).map_err(join)
 }
 
 /// Every scenario of `scenarios/`, compiled against the parsers' context.

@@ -58,8 +58,9 @@ struct Content {
 }
 
 impl Content {
-    fn load(hub: &Path) -> anyhow::Result<Self> {
-        let parsers = super::content::parsers(hub, "parsers")
+    fn load(hub: &Path, data: Option<&Path>) -> anyhow::Result<Self> {
+        let ctx = || super::content::ctx_with(hub, data);
+        let parsers = super::content::parsers_in(hub, "parsers", ctx()?)
             .with_context(|| format!("loading parsers from {}", hub.display()))?;
         let mut scenarios = super::content::scenarios(hub, parsers.ctx())
             .with_context(|| format!("loading scenarios from {}", hub.display()))?;
@@ -68,7 +69,7 @@ impl Content {
             let s = super::content::simulation(&sim)?;
             scenarios.set_simulation(s.simulation, &s.exclusions);
         }
-        let post = super::content::parsers(hub, "postoverflows")
+        let post = super::content::parsers_in(hub, "postoverflows", ctx()?)
             .with_context(|| format!("loading postoverflows from {}", hub.display()))?;
         Ok(Self {
             parsers: Arc::new(parsers),
@@ -94,12 +95,14 @@ fn load(args: &Args) -> anyhow::Result<Loaded> {
         .map(super::config::ConfigFile::load)
         .transpose()?;
     let paths = file.as_ref().and_then(|f| f.config_paths.as_ref());
+    // A CrowdSec configuration installs items in config_dir (hub_dir is its download cache);
+    // Rampart's own (from `rampart setup`) names the content directory hub_dir.
     let hub = args
         .hub
         .clone()
-        .or_else(|| paths.and_then(|p| p.hub_dir.clone()))
+        .or_else(|| paths.and_then(|p| p.config_dir.clone().or_else(|| p.hub_dir.clone())))
         .unwrap_or_else(super::content::default_hub);
-    let content = Content::load(&hub)?;
+    let content = Content::load(&hub, paths.and_then(|p| p.data_dir.as_deref()))?;
     let (specs, what) = sources(args, file.as_ref())?;
     Ok(Loaded {
         file,

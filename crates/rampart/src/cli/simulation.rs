@@ -54,7 +54,7 @@ fn path(args: &Args) -> anyhow::Result<PathBuf> {
             .as_deref()
             .map(super::config::ConfigFile::load)
             .transpose()?
-            .and_then(|f| f.config_paths.and_then(|p| p.hub_dir))
+            .and_then(|f| f.config_paths.and_then(|p| p.config_dir.or(p.hub_dir)))
             .unwrap_or_else(super::content::default_hub),
     };
     Ok(hub.join("simulation.yaml"))
