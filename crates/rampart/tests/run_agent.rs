@@ -6,25 +6,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Agent(Child);
+mod support;
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{Guard as Agent, free_port, wait_health};
 
 fn start(dir: &Path, port: u16) -> Agent {
     start_with_metrics(dir, port, None)
@@ -49,22 +36,6 @@ fn start_with_metrics(dir: &Path, port: u16, metrics: Option<u16>) -> Agent {
             .spawn()
             .unwrap(),
     )
-}
-
-fn wait_health(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /health HTTP/1.0\r\n\r\n");
-            let mut buf = String::new();
-            let _ = std::io::Read::read_to_string(&mut s, &mut buf);
-            if buf.contains("\"up\"") {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "LAPI did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn sshd_failures(ip: &str, n: usize) -> String {
@@ -240,31 +211,7 @@ async fn kill_9_after_an_alert_neither_loses_nor_doubles() {
     let mut agent = start(dir.path(), port);
     wait_health(port);
     wait_decision(port, &key, "192.0.2.21").await;
-    let store = store::Store::open(&db).await.unwrap();
-    let alerts = store
-        .search_alerts(&store::AlertFilter {
-            include_capi: true,
-            limit: Some(0),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    for ip in ["192.0.2.20", "192.0.2.21"] {
-        let mut scenarios: Vec<&str> = alerts
-            .iter()
-            .filter(|a| a.source.value == ip)
-            .map(|a| a.scenario.as_str())
-            .collect();
-        assert!(!scenarios.is_empty(), "no alert for {ip}");
-        let n = scenarios.len();
-        scenarios.sort_unstable();
-        scenarios.dedup();
-        assert_eq!(
-            n,
-            scenarios.len(),
-            "{ip} alerted twice for one attack: {scenarios:?}"
-        );
-    }
+    one_alert_per_scenario(&db, &["192.0.2.20", "192.0.2.21"]).await;
     assert!(sigterm(&mut agent).success());
 }
 
@@ -499,7 +446,12 @@ async fn sighup_reloads_acquisition_and_a_broken_edit_keeps_the_running_one() {
     wait_decision(port, &key, "192.0.2.42").await;
     assert!(sigterm(&mut agent).success());
 
-    let store = store::Store::open(&db).await.unwrap();
+    one_alert_per_scenario(&db, &["192.0.2.40", "192.0.2.41", "192.0.2.42"]).await;
+}
+
+/// Every IP has alerts, and no scenario alerted twice for it (a line read twice would).
+async fn one_alert_per_scenario(db: &str, ips: &[&str]) {
+    let store = store::Store::open(db).await.unwrap();
     let alerts = store
         .search_alerts(&store::AlertFilter {
             include_capi: true,
@@ -508,10 +460,10 @@ async fn sighup_reloads_acquisition_and_a_broken_edit_keeps_the_running_one() {
         })
         .await
         .unwrap();
-    for ip in ["192.0.2.40", "192.0.2.41", "192.0.2.42"] {
+    for ip in ips {
         let mut scenarios: Vec<&str> = alerts
             .iter()
-            .filter(|a| a.source.value == ip)
+            .filter(|a| a.source.value == *ip)
             .map(|a| a.scenario.as_str())
             .collect();
         assert!(!scenarios.is_empty(), "no alert for {ip}");

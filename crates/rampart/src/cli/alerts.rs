@@ -11,49 +11,7 @@ use super::Output;
 use super::output;
 use super::remote::{RemoteArgs, borrowed, runtime};
 
-/// Filters with cscli's flag names.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub(crate) struct Filters {
-    /// Source IP.
-    #[arg(short, long)]
-    ip: Option<String>,
-    /// Source range (CIDR).
-    #[arg(short, long)]
-    range: Option<String>,
-    /// Scope.
-    #[arg(long)]
-    scope: Option<String>,
-    /// Value for --scope.
-    #[arg(short, long)]
-    value: Option<String>,
-    /// Scenario.
-    #[arg(short, long)]
-    scenario: Option<String>,
-    /// With --ip/--range: alerts inside the range, instead of alerts covering it.
-    #[arg(long)]
-    contained: bool,
-}
-
-impl Filters {
-    fn query(&self) -> Vec<(&'static str, String)> {
-        let mut q = Vec::new();
-        for (k, v) in [
-            ("ip", &self.ip),
-            ("range", &self.range),
-            ("scope", &self.scope),
-            ("value", &self.value),
-            ("scenario", &self.scenario),
-        ] {
-            if let Some(v) = v {
-                q.push((k, v.clone()));
-            }
-        }
-        if self.contained {
-            q.push(("contains", "false".into()));
-        }
-        q
-    }
-}
+type Filters = super::remote::Target;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Action {
@@ -143,19 +101,7 @@ pub(crate) fn run(action: Action, remote: RemoteArgs) -> anyhow::Result<ExitCode
                     output::json(&alerts)?;
                 } else {
                     let rows: Vec<Vec<String>> = alerts.iter().map(row).collect();
-                    output::rows(
-                        remote.output,
-                        &[
-                            "ID",
-                            "value",
-                            "reason",
-                            "country",
-                            "as",
-                            "decisions",
-                            "created_at",
-                        ],
-                        &rows,
-                    );
+                    output::rows(remote.output, HEADERS, &rows);
                 }
             }
             Action::Inspect { ids, details } => {
@@ -169,19 +115,7 @@ pub(crate) fn run(action: Action, remote: RemoteArgs) -> anyhow::Result<ExitCode
                     Output::Json => output::json(&all)?,
                     Output::Raw => {
                         let rows: Vec<Vec<String>> = all.iter().map(row).collect();
-                        output::rows(
-                            Output::Raw,
-                            &[
-                                "ID",
-                                "value",
-                                "reason",
-                                "country",
-                                "as",
-                                "decisions",
-                                "created_at",
-                            ],
-                            &rows,
-                        );
+                        output::rows(Output::Raw, HEADERS, &rows);
                     }
                     Output::Human => {
                         for a in &all {
@@ -234,6 +168,17 @@ pub(crate) fn run(action: Action, remote: RemoteArgs) -> anyhow::Result<ExitCode
         Ok(ExitCode::SUCCESS)
     })
 }
+
+/// cscli's columns for alerts.
+const HEADERS: &[&str] = &[
+    "ID",
+    "value",
+    "reason",
+    "country",
+    "as",
+    "decisions",
+    "created_at",
+];
 
 fn row(a: &Alert) -> Vec<String> {
     let mut kinds: Vec<(String, usize)> = Vec::new();

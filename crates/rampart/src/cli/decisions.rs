@@ -17,30 +17,14 @@ use super::remote::{RemoteArgs, borrowed, runtime};
 /// Filters shared by `list` and `delete`, with cscli's flag names.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct Filters {
-    /// Source IP.
-    #[arg(short, long)]
-    ip: Option<String>,
-    /// Source range (CIDR).
-    #[arg(short, long)]
-    range: Option<String>,
+    #[command(flatten)]
+    target: super::remote::Target,
     /// Decision type (ban, captcha...).
     #[arg(short = 't', long = "type")]
     kind: Option<String>,
-    /// Scope (ip, range, country, as...).
-    #[arg(long)]
-    scope: Option<String>,
-    /// Value for --scope.
-    #[arg(short, long)]
-    value: Option<String>,
-    /// Scenario (reason).
-    #[arg(short, long)]
-    scenario: Option<String>,
     /// Origin (crowdsec, cscli, cscli-import, CAPI, lists...).
     #[arg(long)]
     origin: Option<String>,
-    /// With --ip/--range: decisions inside the range, instead of decisions covering it.
-    #[arg(long)]
-    contained: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,23 +112,12 @@ pub(crate) enum Action {
 
 impl Filters {
     fn query(&self, delete: bool) -> Vec<(&'static str, String)> {
-        let mut q = Vec::new();
-        let type_key = if delete { "type" } else { "decision_type" };
-        for (k, v) in [
-            ("ip", &self.ip),
-            ("range", &self.range),
-            (type_key, &self.kind),
-            ("scope", &self.scope),
-            ("value", &self.value),
-            ("scenario", &self.scenario),
-            ("origin", &self.origin),
-        ] {
-            if let Some(v) = v {
-                q.push((k, v.clone()));
-            }
+        let mut q = self.target.query();
+        if let Some(k) = &self.kind {
+            q.push((if delete { "type" } else { "decision_type" }, k.clone()));
         }
-        if self.contained {
-            q.push(("contains", "false".into()));
+        if let Some(o) = &self.origin {
+            q.push(("origin", o.clone()));
         }
         q
     }

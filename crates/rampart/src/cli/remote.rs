@@ -97,3 +97,49 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub(crate) fn borrowed<'a>(q: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     q.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
+
+/// Who an alert or decision is about, with cscli's flag names (shared by `alerts` and
+/// `decisions`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct Target {
+    /// Source IP.
+    #[arg(short, long)]
+    pub(crate) ip: Option<String>,
+    /// Source range (CIDR).
+    #[arg(short, long)]
+    pub(crate) range: Option<String>,
+    /// Scope (ip, range, country, as...).
+    #[arg(long)]
+    pub(crate) scope: Option<String>,
+    /// Value for --scope.
+    #[arg(short, long)]
+    pub(crate) value: Option<String>,
+    /// Scenario (reason).
+    #[arg(short, long)]
+    pub(crate) scenario: Option<String>,
+    /// With --ip/--range: what lies inside the range, instead of what covers it.
+    #[arg(long)]
+    pub(crate) contained: bool,
+}
+
+impl Target {
+    /// The LAPI query parameters.
+    pub(crate) fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        for (k, v) in [
+            ("ip", &self.ip),
+            ("range", &self.range),
+            ("scope", &self.scope),
+            ("value", &self.value),
+            ("scenario", &self.scenario),
+        ] {
+            if let Some(v) = v {
+                q.push((k, v.clone()));
+            }
+        }
+        if self.contained {
+            q.push(("contains", "false".into()));
+        }
+        q
+    }
+}
