@@ -3,7 +3,8 @@
 //! Every alert is appended to `queue.jsonl` (one JSON alert per line) and synced to disk before
 //! [`Outbox::push`] returns, so an alert the detector raised survives a crash, a `kill -9` or a LAPI
 //! outage. A delivery task sends the queue in order, in batches, and records how far the LAPI
-//! acknowledged in `queue.offset`; once everything is acknowledged the queue file is emptied.
+//! acknowledged in `queue.offset` (not flushed: a stale offset after a crash only resends alerts
+//! the LAPI recognises); once everything is acknowledged and the file passed 1 MiB it is emptied.
 //!
 //! A batch can carry a *mark* (an opaque text, e.g. the reader's positions after the lines that
 //! raised the batch), written in the same synced append as its alerts and kept in `mark.json` once
@@ -212,7 +213,6 @@ impl Outbox {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f.write_all(&buf).map_err(io(&self.queue_path))?;
-        f.sync_data().map_err(io(&self.queue_path))?;
         self.written.fetch_add(buf.len() as u64, Ordering::SeqCst);
         self.depth.fetch_add(alerts.len() as u64, Ordering::Relaxed);
         if let Some(m) = mark {
@@ -221,8 +221,12 @@ impl Outbox {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(m.to_owned());
         }
-        drop(f);
+        // Delivery starts from the page cache while the flush runs, so the disk is not on the
+        // path from a log line to a ban. The caller still learns of the alerts' durability
+        // before it acknowledges their lines: a crash before the flush completes re-reads them.
         self.wake.notify_one();
+        f.sync_data().map_err(io(&self.queue_path))?;
+        drop(f);
         Ok(())
     }
 
@@ -282,18 +286,19 @@ impl Outbox {
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if to == self.written.load(Ordering::SeqCst) {
-            // Everything delivered: empty the queue (under the lock, so no push interleaves),
-            // keeping the latest mark first.
+        let written = self.written.load(Ordering::SeqCst);
+        if to == written && written >= TRUNCATE_AT {
+            // Everything delivered and the file is big: empty it (under the lock, so no push
+            // interleaves), keeping the latest mark first.
             if let Some(m) = self.last_mark() {
                 write_atomic(&self.mark_path, &m)?;
             }
             f.set_len(0).map_err(io(&self.queue_path))?;
             self.written.store(0, Ordering::SeqCst);
             self.acked.store(0, Ordering::SeqCst);
-            write_atomic(&self.offset_path, "0")?;
+            write_quick(&self.offset_path, "0")?;
         } else {
-            write_atomic(&self.offset_path, &to.to_string())?;
+            write_quick(&self.offset_path, &to.to_string())?;
         }
         Ok(())
     }
@@ -359,6 +364,18 @@ impl Outbox {
     }
 }
 
+/// The queue file is emptied once fully delivered and at least this big: emptying it after every
+/// delivery would put a truncate and two flushes on every alert.
+const TRUNCATE_AT: u64 = 1 << 20;
+
+/// Replaces a file without flushing it: used for the delivery offset, where a stale value after
+/// a crash only means resending alerts the LAPI already has (it recognises their UUIDs).
+fn write_quick(path: &Path, text: &str) -> Result<(), OutboxError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
 fn write_atomic(path: &Path, text: &str) -> Result<(), OutboxError> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).map_err(io(&tmp))?;
@@ -387,6 +404,50 @@ mod tests {
         }
     }
 
+    async fn deliver_all(q: &Outbox, sink: &Count) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let run = q.run(sink, async {
+            let _ = rx.await;
+        });
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                () = &mut run => break,
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if q.depth() == 0 {
+                        let _ = tx.send(());
+                        (&mut run).await;
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "not delivered");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_big_delivered_queue_is_emptied_and_its_mark_kept_aside() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let q = Outbox::open(dir.path()).expect("open").with_batch(500);
+        let big = Alert {
+            message: "x".repeat(2048),
+            ..alert()
+        };
+        q.push_marked(&vec![big; 600], Some("m9")).expect("push");
+        let sink = Count(AtomicUsize::new(0));
+        deliver_all(&q, &sink).await;
+        assert_eq!(sink.0.load(Ordering::SeqCst), 600);
+        let len = std::fs::metadata(dir.path().join("queue.jsonl"))
+            .expect("queue")
+            .len();
+        assert_eq!(len, 0, "over 1 MiB and delivered: emptied");
+        drop(q);
+        let q = Outbox::open(dir.path()).expect("reopen");
+        assert_eq!(q.last_mark().as_deref(), Some("m9"));
+        assert_eq!(q.depth(), 0);
+    }
+
     #[tokio::test]
     async fn marks_survive_restarts_and_delivery_and_are_never_sent() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -401,30 +462,10 @@ mod tests {
         assert_eq!(q.last_mark().as_deref(), Some("m2"));
         assert_eq!(q.depth(), 3, "marks are not alerts");
         let sink = Count(AtomicUsize::new(0));
-        {
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            let run = q.run(&sink, async {
-                let _ = rx.await;
-            });
-            tokio::pin!(run);
-            loop {
-                tokio::select! {
-                    () = &mut run => break,
-                    () = tokio::time::sleep(Duration::from_millis(20)) => {
-                        if q.depth() == 0 {
-                            let _ = tx.send(());
-                            (&mut run).await;
-                            break;
-                        }
-                        assert!(std::time::Instant::now() < deadline, "not delivered");
-                    }
-                }
-            }
-        }
+        deliver_all(&q, &sink).await;
         assert_eq!(sink.0.load(Ordering::SeqCst), 3);
         drop(q);
-        // The queue was emptied; the mark was kept aside.
+        // Delivered: the mark is still there after a restart.
         let q = Outbox::open(dir.path()).expect("reopen");
         assert_eq!(q.depth(), 0);
         assert_eq!(q.last_mark().as_deref(), Some("m2"));

@@ -407,8 +407,10 @@ impl Pipeline {
                     marks_ok = false;
                     tracing::error!(error = %e, "cannot queue alerts; read positions are no longer saved until restart");
                 }
+                // No position save here: the mark in the outbox already holds the positions, and
+                // the saver writes them within a second; a flush per alert would only add disk
+                // waits to detection.
                 drop(hold);
-                self.saver.save_now();
             } else {
                 for l in batch.drain(..) {
                     l.ack.done();
