@@ -6,6 +6,8 @@
 //! * [`Bouncer`]: an API-key client reading decisions: live lookups, the stream, and Rampart's
 //!   push extension (`wait=`), which degrades to a plain poll against a CrowdSec LAPI.
 
+pub mod capi;
+
 use std::path::Path;
 use std::time::Duration;
 

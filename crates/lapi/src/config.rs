@@ -63,6 +63,8 @@ pub struct LapiConfig {
     pub replica_sync: Duration,
     /// TLS.
     pub tls: Option<TlsConfig>,
+    /// Community sync with a central API (`online_client`); off when `None`.
+    pub capi: Option<crate::capi::CapiConfig>,
 }
 
 impl Default for LapiConfig {
@@ -86,6 +88,7 @@ impl Default for LapiConfig {
             max_wait: Duration::from_secs(300),
             replica_sync: Duration::from_secs(5),
             tls: None,
+            capi: None,
         }
     }
 }

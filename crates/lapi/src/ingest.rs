@@ -162,6 +162,7 @@ impl Lapi {
             return Ok(slots.into_iter().filter_map(Result::ok).collect());
         }
         let stored = self.store.insert_alerts(&batch).await?;
+        self.capi_enqueue(&batch, &stored);
         let any_decision = stored.iter().any(|s| !s.decisions.is_empty());
         if any_decision {
             let now = now_ms();

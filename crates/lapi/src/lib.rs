@@ -8,6 +8,7 @@
 //! (and a periodic catch-up that also covers MySQL).
 
 pub mod auth;
+pub mod capi;
 mod config;
 mod http;
 pub mod index;
@@ -102,6 +103,11 @@ pub struct Lapi {
     synced_until: AtomicI64,
     notifications: tokio::sync::broadcast::Sender<Arc<Notification>>,
     metrics: metrics::LapiMetrics,
+    /// Turns true when the server starts shutting down, so parked long-polls answer at once
+    /// instead of holding the shutdown for their whole wait.
+    closing: watch::Sender<bool>,
+    /// Community sync: the signal push queue (see `capi.rs`).
+    sharing: capi::Sharing,
 }
 
 const NOTIFY_CHANNEL: &str = "rampart_decisions";
@@ -130,6 +136,7 @@ impl Lapi {
         );
         drop(rows);
         let (changes, _) = watch::channel(inner.seq());
+        let sharing = capi::Sharing::new(cfg.capi.as_ref());
         let lapi = Arc::new(Self {
             jwt: auth::Jwt::new(cfg.jwt_secret.as_deref()),
             limiter: auth::LoginLimiter::new(10, Duration::from_secs(60)),
@@ -145,6 +152,8 @@ impl Lapi {
             synced_until: AtomicI64::new(now),
             notifications: tokio::sync::broadcast::channel(1024).0,
             metrics: metrics::LapiMetrics::default(),
+            closing: watch::channel(false).0,
+            sharing,
         });
         lapi.reload_bouncers().await?;
         lapi.reload_allowlists().await?;
@@ -285,6 +294,7 @@ impl Lapi {
     /// Runs the periodic jobs until the process ends: expiry of due decisions (with wake-ups),
     /// database retention, and catching up with other replicas' writes.
     pub fn spawn_jobs(self: &Arc<Self>) {
+        self.spawn_capi();
         let me = Arc::clone(self);
         tokio::spawn(async move {
             loop {
@@ -414,6 +424,11 @@ impl Lapi {
     ) -> Result<(), LapiError> {
         let app = routes::router(Arc::clone(&self));
         let make = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let me = Arc::clone(&self);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = me.closing.send(true);
+        };
         if let Some(t) = &self.cfg.tls {
             let rustls_cfg = tls::server_config(t)?;
             self.spawn_jobs();

@@ -645,8 +645,15 @@ async fn stream(
             if *rx.borrow() > seq {
                 continue;
             }
-            if let Ok(Ok(())) = tokio::time::timeout_at(deadline, rx.changed()).await {
-                continue;
+            let mut closing = lapi.closing.subscribe();
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, rx.changed()) => {
+                    if let Ok(Ok(())) = r {
+                        continue;
+                    }
+                }
+                // Shutting down: answer with what there is rather than hold the shutdown.
+                _ = closing.wait_for(|c| *c) => {}
             }
         }
         if let Ok(mut c) = lapi.cursors.lock() {

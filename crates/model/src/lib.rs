@@ -8,6 +8,7 @@
 
 mod alert;
 mod api;
+pub mod capi;
 mod decision;
 mod duration;
 mod ip;

@@ -473,3 +473,37 @@ async fn one_alert_per_scenario(db: &str, ips: &[&str]) {
         assert_eq!(n, scenarios.len(), "{ip} alerted twice: {scenarios:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_not_held_up_by_a_parked_long_poll() {
+    let Setup {
+        dir: _dir,
+        port,
+        key,
+        mut agent,
+        ..
+    } = setup();
+    // A bouncer parks on the push stream for up to 5 minutes.
+    let url = format!("http://127.0.0.1:{port}/v1/decisions/stream");
+    let client = reqwest::Client::new();
+    let first = client
+        .get(format!("{url}?startup=true"))
+        .header("X-Api-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert!(first.status().is_success());
+    let parked = tokio::spawn(
+        client
+            .get(format!("{url}?wait=300s"))
+            .header("X-Api-Key", key.clone())
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!parked.is_finished(), "the long-poll should be parked");
+    // The agent stops within sigterm()'s deadline (30 s), far less than the 5-minute wait, and
+    // the parked bouncer gets an answer rather than a dropped connection.
+    assert!(sigterm(&mut agent).success());
+    let answer = parked.await.unwrap().unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+}

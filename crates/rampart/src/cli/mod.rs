@@ -3,6 +3,7 @@
 mod admin;
 mod alerts;
 mod allowlists;
+mod central;
 mod config;
 mod content;
 mod decisions;
@@ -47,6 +48,8 @@ enum Command {
     Replay(replay::Args),
     /// Run the Local API server.
     Lapi(lapi::Args),
+    /// Run the Central API (self-hosted community blocklist), or simulate its consensus.
+    Central(central::Args),
     /// Create the default configuration layout (/etc/rampart) and a systemd unit.
     Setup(setup::Args),
     /// Run the agent and the Local API (SQLite by default) on this machine's logs.
@@ -166,6 +169,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Lapi(args) => lapi::run(args),
+        Command::Central(args) => central::run(args),
         Command::Setup(args) => setup::run(args),
         Command::Run(args) => run::run(args),
         Command::Machines { action, db } => admin::machines(action, db),
