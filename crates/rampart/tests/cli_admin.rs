@@ -503,3 +503,67 @@ fn simulation_config_and_completion() {
         "{bash}"
     );
 }
+
+#[test]
+fn capi_register_and_status_against_rampart_central() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(testkit::postgres()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("central.log")).unwrap();
+    let _central = Server(
+        Command::new(BIN)
+            .args(["central", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--db", &db.url])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_health(port);
+    let creds = dir.path().join("online.yaml");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("-f")
+            .arg(&creds)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "capi",
+        "register",
+        "--url",
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&creds).unwrap();
+    let login = text
+        .lines()
+        .find_map(|l| l.strip_prefix("login: "))
+        .unwrap();
+    assert_eq!(login.len(), 48, "CrowdSec-shaped machine id: {login}");
+    let out = run(&["capi", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("successfully interact"));
+    // Wrong password: refused, with the file named.
+    std::fs::write(&creds, text.replace("password: ", "password: x")).unwrap();
+    let out = run(&["capi", "status"]);
+    assert!(!out.status.success());
+    // An empty file means "sync off", and says how to turn it on.
+    std::fs::write(&creds, "# no central API\n").unwrap();
+    let out = run(&["capi", "status"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("capi register"));
+    drop(db);
+}

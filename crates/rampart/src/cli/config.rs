@@ -180,6 +180,18 @@ impl ConfigFile {
     }
 
     /// The database URL `db_config` describes.
+    /// `api.server.online_client.credentials_path`.
+    pub(crate) fn online_credentials_path(&self) -> Option<&Path> {
+        self.api
+            .as_ref()?
+            .server
+            .as_ref()?
+            .online_client
+            .as_ref()?
+            .credentials_path
+            .as_deref()
+    }
+
     /// `api.client.credentials_path`.
     pub(crate) fn credentials_path(&self) -> Option<&Path> {
         self.api

@@ -3,6 +3,7 @@
 mod admin;
 mod alerts;
 mod allowlists;
+mod capi;
 mod central;
 mod config;
 mod content;
@@ -119,6 +120,13 @@ enum Command {
     Postoverflows(hub::ItemCmd),
     /// Contexts: alert context sent to the console.
     Contexts(hub::ItemCmd),
+    /// This LAPI's account on a central API: register, status.
+    Capi {
+        #[command(subcommand)]
+        action: capi::Action,
+        #[command(flatten)]
+        args: capi::Args,
+    },
     /// Manage bouncers and their API keys.
     Bouncers {
         #[command(subcommand)]
@@ -176,6 +184,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Decisions { action, remote } => decisions::run(action, remote),
         Command::Alerts { action, remote } => alerts::run(action, remote),
         Command::Metrics(args) => metrics::run(args),
+        Command::Capi { action, args } => capi::run(action, args),
         Command::Config {
             action: ConfigAction::Show,
             config,
