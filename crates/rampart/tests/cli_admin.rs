@@ -178,9 +178,24 @@ fn json_cells(text: &str) -> String {
             _ => {}
         }
     }
+    // Keys sorted here: whether serde_json keeps insertion order depends on the features other
+    // crates of the build turn on.
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let b: std::collections::BTreeMap<String, serde_json::Value> =
+                    m.into_iter().map(|(k, x)| (k, sorted(x))).collect();
+                serde_json::Value::Object(b.into_iter().collect())
+            }
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.into_iter().map(sorted).collect())
+            }
+            other => other,
+        }
+    }
     let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
     walk(&mut v);
-    serde_json::to_string_pretty(&v).unwrap() + "\n"
+    serde_json::to_string_pretty(&sorted(v)).unwrap() + "\n"
 }
 
 fn golden(name: &str, actual: &str) {
