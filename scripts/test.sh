@@ -22,7 +22,7 @@ fi
 # CrowdSec's own programs for the end-to-end compatibility suite (crates/rampart/tests/compat_crowdsec.rs):
 # Debian's crowdsec 1.4.6 agent, its firewall (nftables) and custom bouncers. Installed once, as root;
 # without them that suite says "skipped: ..." on stderr (and fails under CI=true).
-compat_pkgs="crowdsec crowdsec-firewall-bouncer crowdsec-custom-bouncer nftables systemd-journal-remote"
+compat_pkgs="crowdsec crowdsec-firewall-bouncer crowdsec-custom-bouncer nftables systemd-journal-remote ipset iptables iputils-ping"
 compat_installed() {
     command -v dpkg-query >/dev/null 2>&1 || return 1
     local p

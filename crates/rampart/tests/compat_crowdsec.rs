@@ -940,3 +940,97 @@ fn rampart_agent_feeds_crowdsec_lapi_across_its_restart() {
     let (status, _) = h.wait_exit("rampart-agent", Duration::from_secs(1));
     assert!(status.success(), "rampart run: {status}\n{}", h.context());
 }
+
+/// `rampart-firewall-bouncer`, built by the same `cargo test --workspace` (it sits beside this
+/// test's own binary directory).
+fn rampart_firewall_bouncer() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?;
+    let p = dir.join("rampart-firewall-bouncer");
+    p.is_file().then_some(p)
+}
+
+#[test]
+fn rampart_firewall_bouncer_polls_a_crowdsec_lapi() {
+    let Some(progs) = Needs::default()
+        .programs(&["crowdsec", "cscli", "nft", "ip"])
+        .root()
+        .check("rampart_firewall_bouncer_polls_a_crowdsec_lapi")
+    else {
+        return;
+    };
+    let Some(bouncer) = rampart_firewall_bouncer() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "rampart-firewall-bouncer is not built next to this test (run `cargo test --workspace`)"
+        );
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"skipped: rampart_firewall_bouncer_polls_a_crowdsec_lapi (build rampart-firewall-bouncer first)\n",
+        );
+        return;
+    };
+    let mut h = Harness::new();
+    // The bouncer in its own namespace, Debian's CrowdSec 1.4.6 LAPI on the host end of the veth.
+    let ns = h.netns(progs.get("ip"));
+    let (ns, host_ip) = (ns.name.clone(), ns.host_ip);
+    let lapi = h.start_crowdsec_lapi(host_ip, &progs);
+    let api = Api::new(&lapi.url);
+    let jwt = tester(&h, &lapi, &api);
+    let key = lapi.add_bouncer(&h, "rampart-fw");
+    api.add_decisions(
+        &jwt,
+        &[("Ip", "192.0.2.30"), ("Range", "198.51.100.0/24")],
+        "1h",
+    );
+
+    // Rampart's own keys stay at their defaults: push is tried first and must fall back to
+    // polling, since CrowdSec ignores `wait=`.
+    let cfg = h.write(
+        "rampart-fw.yaml",
+        &format!(
+            "mode: nftables\napi_url: {url}/\napi_key: {key}\nupdate_frequency: 1s\nlog_mode: stdout\nlog_level: info\ndeny_action: DROP\nprometheus:\n  enabled: false\n",
+            url = lapi.url,
+        ),
+    );
+    let mut cmd = Command::new(progs.get("ip"));
+    cmd.args(["netns", "exec", &ns])
+        .arg(&bouncer)
+        .arg("-c")
+        .arg(&cfg);
+    h.spawn("rampart-fw", cmd);
+
+    let nft = progs.get("nft");
+    let ruleset = || -> Option<String> {
+        let o = Command::new(progs.get("ip"))
+            .args(["netns", "exec", &ns])
+            .arg(nft)
+            .args(["list", "table", "ip", "rampart"])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    // The startup pull: both decisions are in the kernel's sets.
+    h.wait_for(
+        "the startup decisions in table ip rampart",
+        BOUNCER_WAIT,
+        || ruleset().filter(|t| t.contains("192.0.2.30") && t.contains("198.51.100.0/24")),
+    );
+    // A later decision arrives by polling.
+    api.add_decisions(&jwt, &[("Ip", "192.0.2.31")], "1h");
+    h.wait_for("192.0.2.31 polled from CrowdSec", BOUNCER_WAIT, || {
+        ruleset().filter(|t| t.contains("192.0.2.31"))
+    });
+    // A deletion is applied.
+    api.delete_decisions(&jwt, "192.0.2.30");
+    h.wait_for("192.0.2.30 removed", BOUNCER_WAIT, || {
+        ruleset().filter(|t| !t.contains("192.0.2.30") && t.contains("192.0.2.31"))
+    });
+    let log = h.log("rampart-fw");
+    assert!(
+        log.contains("polling"),
+        "no fallback to polling logged:\n{log}"
+    );
+}
