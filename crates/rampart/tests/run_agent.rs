@@ -507,3 +507,72 @@ async fn sigterm_is_not_held_up_by_a_parked_long_poll() {
     let answer = parked.await.unwrap().unwrap();
     assert!(answer.status().is_success(), "{}", answer.status());
 }
+
+/// `rampart run --demo` in `dir`, its stderr in `dir/agent-*.log`.
+fn start_demo(dir: &Path, port: u16) -> Agent {
+    let log = std::fs::File::create(dir.join(format!(
+        "agent-demo-{}.log",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )))
+    .unwrap();
+    Agent(
+        Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["run", "--demo", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--metrics", "off"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn alert_count(db: &str) -> usize {
+    let store = store::Store::open(db).await.unwrap();
+    let n = store
+        .search_alerts(&store::AlertFilter {
+            include_capi: true,
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    store.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_logs_are_read_once_per_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("data/rampart.db").display());
+    let port = free_port();
+    let mut agent = start_demo(dir.path(), port);
+    wait_health(port);
+    wait_log(dir.path(), "reading the demo logs", 1);
+    // Alerts arrive within a few seconds; wait until their number holds still.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = (0, Instant::now());
+    loop {
+        let n = alert_count(&db).await;
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if n > 0 && last.1.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no demo alerts settled ({n})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(sigterm(&mut agent).success());
+    let first = alert_count(&db).await;
+
+    // A second run of the README's first command says so and raises nothing again.
+    let mut agent = start_demo(dir.path(), port);
+    wait_health(port);
+    wait_log(dir.path(), "demo logs were read by an earlier run", 1);
+    assert!(sigterm(&mut agent).success());
+    assert_eq!(alert_count(&db).await, first, "the demo was read twice");
+}

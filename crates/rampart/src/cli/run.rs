@@ -86,6 +86,15 @@ struct Loaded {
     content: Content,
     specs: Vec<acquire::SourceSpec>,
     what: String,
+    data_dir: PathBuf,
+    /// The bundled demo logs are read this run (once read, a marker keeps later runs from
+    /// reading them, and raising their alerts, again).
+    demo: bool,
+}
+
+/// Marks that the demo logs were read into this data directory.
+fn demo_marker(data_dir: &Path) -> PathBuf {
+    data_dir.join("demo-read")
 }
 
 fn load(args: &Args) -> anyhow::Result<Loaded> {
@@ -103,13 +112,20 @@ fn load(args: &Args) -> anyhow::Result<Loaded> {
         .or_else(|| paths.and_then(|p| p.config_dir.clone().or_else(|| p.hub_dir.clone())))
         .unwrap_or_else(super::content::default_hub);
     let content = Content::load(&hub, paths.and_then(|p| p.data_dir.as_deref()))?;
-    let (specs, what) = sources(args, file.as_ref())?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| paths.and_then(|p| p.data_dir.clone()))
+        .unwrap_or_else(super::config::default_data_dir);
+    let (specs, what, demo) = sources(args, file.as_ref(), &data_dir)?;
     Ok(Loaded {
         file,
         hub,
         content,
         specs,
         what,
+        data_dir,
+        demo,
     })
 }
 
@@ -174,10 +190,11 @@ impl Agent {
 fn sources(
     args: &Args,
     file: Option<&super::config::ConfigFile>,
-) -> anyhow::Result<(Vec<acquire::SourceSpec>, String)> {
+    data_dir: &Path,
+) -> anyhow::Result<(Vec<acquire::SourceSpec>, String, bool)> {
     if let Some(a) = &args.acquis {
         let specs = acquire::load_acquis(Some(a), None)?;
-        return Ok((specs, format!("acquisition from {}", a.display())));
+        return Ok((specs, format!("acquisition from {}", a.display()), false));
     }
     if let Some(svc) = file.and_then(|f| f.crowdsec_service.as_ref())
         && (svc.acquisition_path.is_some() || svc.acquisition_dir.is_some())
@@ -191,7 +208,7 @@ fn sources(
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         if !specs.is_empty() {
-            return Ok((specs, format!("acquisition from {what}")));
+            return Ok((specs, format!("acquisition from {what}"), false));
         }
         eprintln!("rampart: {what} defines no source; looking for this machine's logs");
     }
@@ -199,14 +216,24 @@ fn sources(
     if !args.demo && etc.is_file() {
         let dir = Path::new("/etc/rampart/acquis.d");
         let specs = acquire::load_acquis(Some(etc), dir.is_dir().then_some(dir))?;
-        return Ok((specs, format!("acquisition from {}", etc.display())));
+        return Ok((specs, format!("acquisition from {}", etc.display()), false));
     }
     let (mut doc, found) = if args.demo {
         (String::new(), Vec::new())
     } else {
         super::setup::detected_logs()
     };
-    let what = if found.is_empty() {
+    let marker = demo_marker(data_dir);
+    let what = if found.is_empty() && marker.exists() {
+        return Ok((
+            Vec::new(),
+            format!(
+                "no known log found on this machine, and the demo logs were read by an earlier run (delete {} to read them again)",
+                marker.display()
+            ),
+            false,
+        ));
+    } else if found.is_empty() {
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo");
         for (file, kind) in [("auth.log", "syslog"), ("nginx-access.log", "nginx")] {
             // `cat`: the demo logs are read once, at the speed of a burst, so their attacks
@@ -226,17 +253,16 @@ fn sources(
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let path = dir.path().join("acquis.yaml");
     std::fs::write(&path, doc).context("writing the generated acquisition")?;
-    Ok((acquire::load_acquis(Some(&path), None)?, what))
+    Ok((
+        acquire::load_acquis(Some(&path), None)?,
+        what,
+        found.is_empty(),
+    ))
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let loaded = load(&args)?;
-    let paths = loaded.file.as_ref().and_then(|f| f.config_paths.as_ref());
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or_else(|| paths.and_then(|p| p.data_dir.clone()))
-        .unwrap_or_else(super::config::default_data_dir);
+    let data_dir = loaded.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let (_, mut cfg) = super::config::resolve(args.config.as_deref(), args.db.as_deref())?;
@@ -320,6 +346,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 specs,
                 what,
                 hub,
+                demo,
                 ..
             } = loaded;
             let agent = Agent::start(&content, specs, &data_dir, &outbox, &metrics).await?;
@@ -345,9 +372,20 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             };
+            let stopped_demo = |dir: &Path| {
+                if demo && let Err(e) = std::fs::write(demo_marker(dir), "") {
+                    tracing::warn!(error = %e, "cannot record that the demo logs were read");
+                }
+            };
             match next {
-                Some(l) => {
+                Some(mut l) => {
                     agent.stop().await;
+                    stopped_demo(&data_dir);
+                    if l.demo && demo_marker(&data_dir).exists() {
+                        l.specs.clear();
+                        l.demo = false;
+                        l.what = "the demo logs were read before this reload".into();
+                    }
                     loaded = l;
                 }
                 None => {
@@ -355,6 +393,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                         "rampart: stopping (saving read positions, bucket state and queued alerts)"
                     );
                     agent.stop().await;
+                    stopped_demo(&data_dir);
                     break;
                 }
             }
