@@ -49,12 +49,16 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Shared with the LAPI benchmark: CrowdSec's version, free ports, process CPU, machine load,
+# percentiles and number formatting.
+from lapi_compare import busy_s, cpu_s, crowdsec_version, fmt, free_port, pct  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 USER_AGENT = "detect-bench/v1.0"   # CrowdSec wants name/version user agents
 BOUNCER_POLL_S = 10.0              # crowdsec-firewall-bouncer's default update_frequency
 CS_ETC = "/etc/crowdsec"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PROCS = []     # every process we started (Popen), stopped by PID
 TEMPDIRS = []  # removed at exit unless --keep
@@ -110,15 +114,6 @@ def ensure_crowdsec():
         subprocess.check_call(["apt-get", "install", "-y", "crowdsec"], env=env)
 
 
-def crowdsec_version():
-    try:
-        out = subprocess.run(["crowdsec", "-version"], capture_output=True, text=True, timeout=30)
-        m = re.search(r"version:\s*v?(\S+)", out.stdout + out.stderr)
-        return m.group(1) if m else "?"
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-
-
 def ensure_rampart(path, build):
     if build or not os.path.isfile(path):
         log("building rampart (cargo build --release -p rampart)")
@@ -149,14 +144,6 @@ def rampart_version(binpath, rev=None):
 
 # ------------------------------------------------------------------------------------ helpers
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def request(port, method, path, headers=None, timeout=60):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -185,20 +172,6 @@ def wait_http(port, proc, path="/health", timeout=60, ok=(200,)):
     return False
 
 
-def cpu_s(pid):
-    try:
-        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / CLK_TCK  # utime + stime
-    except (OSError, IndexError):
-        return None
-
-
-def busy_s():
-    """CPU seconds all processes spent (non-idle) since boot, from /proc/stat."""
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK
-
-
 def psi():
     """Pressure-stall totals (µs): time some task waited for a CPU / for I/O (None without PSI)."""
     out = {}
@@ -218,16 +191,6 @@ def rss_mb(pid, key="VmHWM"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
-
-
-def pct(xs, q):
-    if not xs:
-        return None
-    xs = sorted(xs)
-    k = (len(xs) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def summary(xs):
@@ -858,18 +821,6 @@ def run_system(kind, sched, a, rampart_bin, out_dir):
 
 
 # ------------------------------------------------------------------------------------ report
-
-def fmt(x, nd=1):
-    if x is None:
-        return "–"
-    if isinstance(x, str):
-        return x
-    if abs(x) >= 1000:
-        nd = 0
-    elif abs(x) >= 100:
-        nd = min(nd, 1)
-    return ("{:,.%df}" % nd).format(x)
-
 
 def ratio(r, c):
     """Rampart / CrowdSec for a lower-is-better figure."""

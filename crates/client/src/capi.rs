@@ -164,26 +164,6 @@ impl Capi {
         Ok(())
     }
 
-    async fn token(&self) -> Result<String, ClientError> {
-        {
-            let t = self.0.token.lock().await;
-            if let Some((tok, exp)) = t.as_ref()
-                && *exp - chrono::Utc::now().timestamp() > 60
-            {
-                return Ok(tok.clone());
-            }
-        }
-        self.relogin().await?;
-        Ok(self
-            .0
-            .token
-            .lock()
-            .await
-            .as_ref()
-            .map(|t| t.0.clone())
-            .unwrap_or_default())
-    }
-
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
@@ -191,30 +171,7 @@ impl Capi {
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Result<T, ClientError> {
-        let url = self.url(path);
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let mut req = self
-                .request(method.clone(), &url)
-                .bearer_auth(&token)
-                .query(query);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = req.send().await.map_err(http_err(&url))?;
-            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
-                // The server restarted with a new secret: log in again once.
-                *self.0.token.lock().await = None;
-                continue;
-            }
-            return decode(&method, &url, resp).await;
-        }
-        Err(ClientError::Api {
-            method: method.to_string(),
-            url,
-            status: 401,
-            message: "login refused".into(),
-        })
+        crate::call_bearer(self, method, self.url(path), query, body).await
     }
 
     /// `POST /signals`.
@@ -304,6 +261,18 @@ impl Capi {
             .map(str::to_owned)
             .collect();
         Ok(Some((values, last)))
+    }
+}
+
+impl crate::Bearer for Capi {
+    fn token_slot(&self) -> &Mutex<Option<(String, i64)>> {
+        &self.0.token
+    }
+    fn relogin(&self) -> impl std::future::Future<Output = Result<(), ClientError>> + Send {
+        Capi::relogin(self)
+    }
+    fn builder(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        self.request(method, url)
     }
 }
 

@@ -121,6 +121,81 @@ fn http_err(url: &str) -> impl FnOnce(reqwest::Error) -> ClientError + '_ {
     }
 }
 
+/// A client that authenticates with a bearer token it renews by logging in: a machine on a
+/// LAPI, and a LAPI on a central API.
+pub(crate) trait Bearer: Sync {
+    /// The token and its expiry (Unix seconds).
+    fn token_slot(&self) -> &Mutex<Option<(String, i64)>>;
+    /// Logs in, filling the slot.
+    fn relogin(&self) -> impl std::future::Future<Output = Result<(), ClientError>> + Send;
+    /// A request to `url` (headers every call needs included).
+    fn builder(&self, method: Method, url: &str) -> reqwest::RequestBuilder;
+}
+
+/// The current token, renewed a minute before it expires.
+pub(crate) async fn bearer_token<B: Bearer>(b: &B) -> Result<String, ClientError> {
+    {
+        let t = b.token_slot().lock().await;
+        if let Some((tok, exp)) = t.as_ref()
+            && *exp - chrono::Utc::now().timestamp() > 60
+        {
+            return Ok(tok.clone());
+        }
+    }
+    b.relogin().await?;
+    Ok(b.token_slot()
+        .lock()
+        .await
+        .as_ref()
+        .map(|t| t.0.clone())
+        .unwrap_or_default())
+}
+
+/// One authenticated call. A 401 means the server restarted with a new secret or the token
+/// ended early: the token is dropped and the call made once more after a new login.
+pub(crate) async fn call_bearer<B: Bearer, T: DeserializeOwned>(
+    b: &B,
+    method: Method,
+    url: String,
+    query: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Result<T, ClientError> {
+    for attempt in 0..2 {
+        let token = bearer_token(b).await?;
+        let mut req = b
+            .builder(method.clone(), &url)
+            .bearer_auth(&token)
+            .query(query);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(http_err(&url))?;
+        if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+            *b.token_slot().lock().await = None;
+            continue;
+        }
+        return decode(&method, &url, resp).await;
+    }
+    Err(ClientError::Api {
+        method: method.to_string(),
+        url,
+        status: 401,
+        message: "login refused".into(),
+    })
+}
+
+impl Bearer for Watcher {
+    fn token_slot(&self) -> &Mutex<Option<(String, i64)>> {
+        &self.token
+    }
+    fn relogin(&self) -> impl std::future::Future<Output = Result<(), ClientError>> + Send {
+        self.login()
+    }
+    fn builder(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, url)
+    }
+}
+
 async fn decode<T: DeserializeOwned>(
     method: &Method,
     url: &str,
@@ -238,25 +313,6 @@ impl Watcher {
         Ok(())
     }
 
-    async fn token(&self) -> Result<String, ClientError> {
-        {
-            let t = self.token.lock().await;
-            if let Some((tok, exp)) = t.as_ref()
-                && *exp - chrono::Utc::now().timestamp() > 60
-            {
-                return Ok(tok.clone());
-            }
-        }
-        self.login().await?;
-        Ok(self
-            .token
-            .lock()
-            .await
-            .as_ref()
-            .map(|t| t.0.clone())
-            .unwrap_or_default())
-    }
-
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -264,31 +320,7 @@ impl Watcher {
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Result<T, ClientError> {
-        let url = format!("{}{path}", self.base);
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(&token)
-                .query(query);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = req.send().await.map_err(http_err(&url))?;
-            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
-                // The LAPI restarted with a new secret, or the token expired early: log in again.
-                *self.token.lock().await = None;
-                continue;
-            }
-            return decode(&method, &url, resp).await;
-        }
-        Err(ClientError::Api {
-            method: method.to_string(),
-            url,
-            status: 401,
-            message: "login refused".into(),
-        })
+        call_bearer(self, method, format!("{}{path}", self.base), query, body).await
     }
 
     /// Pushes alerts; returns their new ids.
@@ -355,7 +387,7 @@ impl Watcher {
     /// Tells the LAPI this machine is alive.
     pub async fn heartbeat(&self) -> Result<(), ClientError> {
         let url = format!("{}/v1/heartbeat", self.base);
-        let token = self.token().await?;
+        let token = bearer_token(self).await?;
         let resp = self
             .http
             .get(&url)
